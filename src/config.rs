@@ -1,0 +1,275 @@
+//! Command-line flags and `EMBERCHAT_*` environment variables, validated once.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use log::LevelFilter;
+
+use crate::chat::ChatConfig;
+use crate::engineio::EngineConfig;
+use crate::socketio::SocketIoConfig;
+use crate::store::Synchronous;
+
+/// Everything the gateway is told at start-up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on. Default `0.0.0.0:3000`.
+    pub listen: SocketAddr,
+    /// SQLite database file. Default `chat.db`.
+    pub db: PathBuf,
+    /// Default `full`.
+    pub synchronous: Synchronous,
+    /// Default `info`.
+    pub log_level: LevelFilter,
+    pub engine: EngineConfig,
+    pub socketio: SocketIoConfig,
+    pub chat: ChatConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 3000)),
+            db: PathBuf::from("chat.db"),
+            synchronous: Synchronous::Full,
+            log_level: LevelFilter::Info,
+            engine: EngineConfig::default(),
+            socketio: SocketIoConfig::default(),
+            chat: ChatConfig::default(),
+        }
+    }
+}
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Command {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+/// A flag or variable with a bad value.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub const HELP: &str = "\
+emberchat: a small Socket.IO chat gateway
+
+Usage: emberchat [OPTIONS]
+
+Options (each also read from the environment variable shown):
+  --listen ADDR:PORT         address to serve on [EMBERCHAT_LISTEN] (default 0.0.0.0:3000)
+  --db PATH                  SQLite database file [EMBERCHAT_DB] (default chat.db)
+  --synchronous full|normal  SQLite durability [EMBERCHAT_SYNCHRONOUS] (default full)
+  --ping-interval MS         Engine.IO ping interval [EMBERCHAT_PING_INTERVAL] (default 25000)
+  --ping-timeout MS          Engine.IO ping timeout [EMBERCHAT_PING_TIMEOUT] (default 20000)
+  --upgrade-timeout MS       WebSocket upgrade timeout [EMBERCHAT_UPGRADE_TIMEOUT] (default 10000)
+  --connect-timeout MS       time to join a namespace [EMBERCHAT_CONNECT_TIMEOUT] (default 45000)
+  --max-payload BYTES        largest packet body [EMBERCHAT_MAX_PAYLOAD] (default 1000000)
+  --max-message-bytes BYTES  longest chat message [EMBERCHAT_MAX_MESSAGE_BYTES] (default 16384)
+  --log-level LEVEL          error, warn, info, debug or trace [EMBERCHAT_LOG_LEVEL] (default info)
+  -h, --help                 print this help
+  -V, --version              print the version
+";
+
+/// The settable options: flag name and environment variable.
+const OPTIONS: &[(&str, &str)] = &[
+    ("listen", "EMBERCHAT_LISTEN"),
+    ("db", "EMBERCHAT_DB"),
+    ("synchronous", "EMBERCHAT_SYNCHRONOUS"),
+    ("ping-interval", "EMBERCHAT_PING_INTERVAL"),
+    ("ping-timeout", "EMBERCHAT_PING_TIMEOUT"),
+    ("upgrade-timeout", "EMBERCHAT_UPGRADE_TIMEOUT"),
+    ("connect-timeout", "EMBERCHAT_CONNECT_TIMEOUT"),
+    ("max-payload", "EMBERCHAT_MAX_PAYLOAD"),
+    ("max-message-bytes", "EMBERCHAT_MAX_MESSAGE_BYTES"),
+    ("log-level", "EMBERCHAT_LOG_LEVEL"),
+];
+
+/// Reads the environment (through `env`) and then the arguments, which take precedence.
+pub fn parse(
+    args: impl IntoIterator<Item = OsString>,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<Command, ConfigError> {
+    let mut config = Config::default();
+    for (flag, variable) in OPTIONS {
+        if let Some(value) = env(variable) {
+            let value = value
+                .into_string()
+                .map_err(|_| ConfigError(format!("{variable} is not valid UTF-8")))?;
+            apply(&mut config, flag, &value)
+                .map_err(|e| ConfigError(format!("{variable}: {e}")))?;
+        }
+    }
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(|e| ConfigError(e.to_string()))? {
+        match arg {
+            lexopt::Arg::Short('h') | lexopt::Arg::Long("help") => return Ok(Command::Help),
+            lexopt::Arg::Short('V') | lexopt::Arg::Long("version") => return Ok(Command::Version),
+            lexopt::Arg::Long(flag) if OPTIONS.iter().any(|(f, _)| *f == flag) => {
+                let flag = flag.to_owned();
+                let value = parser
+                    .value()
+                    .map_err(|e| ConfigError(e.to_string()))?
+                    .into_string()
+                    .map_err(|_| ConfigError(format!("--{flag}: value is not valid UTF-8")))?;
+                apply(&mut config, &flag, &value)
+                    .map_err(|e| ConfigError(format!("--{flag}: {e}")))?;
+            }
+            other => return Err(ConfigError(other.unexpected().to_string())),
+        }
+    }
+    validate(&config)?;
+    Ok(Command::Run(Box::new(config)))
+}
+
+fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
+    match flag {
+        "listen" => {
+            config.listen = value
+                .parse()
+                .map_err(|_| format!("`{value}` is not an address like 0.0.0.0:3000"))?;
+        }
+        "db" => config.db = PathBuf::from(value),
+        "synchronous" => {
+            config.synchronous = match value.to_ascii_lowercase().as_str() {
+                "full" => Synchronous::Full,
+                "normal" => Synchronous::Normal,
+                _ => return Err(format!("`{value}` is not full or normal")),
+            };
+        }
+        "ping-interval" => config.engine.ping_interval = millis(value)?,
+        "ping-timeout" => config.engine.ping_timeout = millis(value)?,
+        "upgrade-timeout" => config.engine.upgrade_timeout = millis(value)?,
+        "connect-timeout" => config.socketio.connect_timeout = millis(value)?,
+        "max-payload" => config.engine.max_payload = number(value)?,
+        "max-message-bytes" => config.chat.max_message_bytes = number(value)?,
+        "log-level" => {
+            config.log_level = value
+                .parse()
+                .map_err(|_| format!("`{value}` is not error, warn, info, debug or trace"))?;
+        }
+        _ => unreachable!("flag {flag} is listed in OPTIONS"),
+    }
+    Ok(())
+}
+
+fn number(value: &str) -> Result<usize, String> {
+    value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a whole number"))
+}
+
+fn millis(value: &str) -> Result<Duration, String> {
+    let ms: u64 = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number of milliseconds"))?;
+    Ok(Duration::from_millis(ms))
+}
+
+fn validate(config: &Config) -> Result<(), ConfigError> {
+    let positive = [
+        ("--ping-interval", config.engine.ping_interval.as_millis()),
+        ("--ping-timeout", config.engine.ping_timeout.as_millis()),
+        (
+            "--upgrade-timeout",
+            config.engine.upgrade_timeout.as_millis(),
+        ),
+        (
+            "--connect-timeout",
+            config.socketio.connect_timeout.as_millis(),
+        ),
+        ("--max-payload", config.engine.max_payload as u128),
+        ("--max-message-bytes", config.chat.max_message_bytes as u128),
+    ];
+    for (flag, value) in positive {
+        if value == 0 {
+            return Err(ConfigError(format!("{flag} must be greater than 0")));
+        }
+    }
+    if config.chat.max_message_bytes >= config.engine.max_payload {
+        return Err(ConfigError(
+            "--max-message-bytes must be smaller than --max-payload".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let command = parse(args.iter().map(OsString::from), |name| {
+            env.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| OsString::from(v))
+        })?;
+        match command {
+            Command::Run(config) => Ok(*config),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_socket_io() {
+        let config = run(&[], &[]).unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:3000");
+        assert_eq!(config.db, PathBuf::from("chat.db"));
+        assert_eq!(config.engine.ping_interval, Duration::from_secs(25));
+        assert_eq!(config.engine.ping_timeout, Duration::from_secs(20));
+        assert_eq!(config.engine.upgrade_timeout, Duration::from_secs(10));
+        assert_eq!(config.engine.max_payload, 1_000_000);
+        assert_eq!(config.socketio.connect_timeout, Duration::from_secs(45));
+        assert_eq!(config.synchronous, Synchronous::Full);
+    }
+
+    #[test]
+    fn flags_override_environment() {
+        let config = run(
+            &["--listen", "127.0.0.1:4000", "--ping-interval=300"],
+            &[
+                ("EMBERCHAT_LISTEN", "127.0.0.1:5000"),
+                ("EMBERCHAT_DB", "/tmp/x.db"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:4000");
+        assert_eq!(config.db, PathBuf::from("/tmp/x.db"));
+        assert_eq!(config.engine.ping_interval, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let error = run(&["--listen", "nowhere"], &[]).unwrap_err();
+        assert!(error.0.contains("--listen"), "{error}");
+        let error = run(&[], &[("EMBERCHAT_PING_TIMEOUT", "soon")]).unwrap_err();
+        assert!(error.0.contains("EMBERCHAT_PING_TIMEOUT"), "{error}");
+        assert!(run(&["--ping-interval", "0"], &[]).is_err());
+        assert!(run(&["--bogus"], &[]).is_err());
+        assert!(run(&["--synchronous", "sometimes"], &[]).is_err());
+    }
+
+    #[test]
+    fn help_and_version() {
+        let parsed = parse([OsString::from("--help")], |_| None).unwrap();
+        assert!(matches!(parsed, Command::Help));
+        let parsed = parse([OsString::from("-V")], |_| None).unwrap();
+        assert!(matches!(parsed, Command::Version));
+    }
+}

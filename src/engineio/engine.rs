@@ -1,0 +1,265 @@
+//! The Engine.IO server: the session table, incoming packet dispatch and the heartbeat.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use tokio::time::{Instant, sleep_until};
+
+use super::packet::{self, Packet};
+use super::session::{Session, TransportKind};
+use super::{CloseReason, EngineConfig, Frame, Handler, Message, Sid};
+
+/// Owns every live session of one endpoint (such as `/socket.io/`).
+pub struct Engine {
+    config: EngineConfig,
+    sessions: RefCell<HashMap<Sid, Rc<Session>>>,
+    handler: Rc<dyn Handler>,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, handler: Rc<dyn Handler>) -> Rc<Engine> {
+        Rc::new(Engine {
+            config,
+            sessions: RefCell::new(HashMap::new()),
+            handler,
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn session(&self, sid: &str) -> Option<Rc<Session>> {
+        let sid = Sid::parse(sid)?;
+        self.sessions.borrow().get(&sid).cloned()
+    }
+
+    /// Starts a session on `transport`: queues the open packet, starts the heartbeat and lets
+    /// the application attach. Must run inside a `LocalSet`.
+    pub fn open(self: &Rc<Self>, transport: TransportKind) -> Rc<Session> {
+        let mut sid = Sid::random();
+        while self.sessions.borrow().contains_key(&sid) {
+            sid = Sid::random();
+        }
+        let session = Rc::new(Session::new(sid.clone(), transport));
+        let upgrades = transport == TransportKind::Polling && self.config.allow_upgrades;
+        session.send(Frame::text(packet::open_packet(
+            &sid,
+            upgrades,
+            self.config.ping_interval.as_millis() as u64,
+            self.config.ping_timeout.as_millis() as u64,
+            self.config.max_payload,
+        )));
+        self.sessions.borrow_mut().insert(sid, session.clone());
+        tokio::task::spawn_local(heartbeat(self.clone(), session.clone()));
+        let connection = self.handler.on_open(&session);
+        session.set_connection(connection);
+        session
+    }
+
+    /// Handles one packet received from the client on the session's current transport.
+    pub fn receive(&self, session: &Rc<Session>, packet: Packet<'_>) {
+        match packet {
+            Packet::Message(text) => {
+                if let Some(connection) = session.connection() {
+                    connection.on_message(Message::Text(text));
+                }
+            }
+            Packet::Binary(data) => {
+                if let Some(connection) = session.connection() {
+                    connection.on_message(Message::Binary(data));
+                }
+            }
+            Packet::Pong(_) => session.pong_received(),
+            Packet::Close => session.close(CloseReason::TransportClose),
+            // Upgrade packets only matter on a probing WebSocket (the transport handles them);
+            // clients do not ping in v4, and a noop carries nothing.
+            Packet::Ping(_) | Packet::Upgrade | Packet::Noop => {}
+            Packet::Open => {
+                log::debug!("session {}: open packet from client", session.sid());
+                session.close(CloseReason::ParseError);
+            }
+        }
+    }
+
+    /// Closes every session, as when the gateway stops.
+    pub fn close_all(&self, reason: CloseReason) {
+        let sessions: Vec<_> = self.sessions.borrow().values().cloned().collect();
+        for session in sessions {
+            session.close(reason);
+        }
+    }
+
+    fn remove(&self, session: &Session) {
+        if let Some(sid) = Sid::parse(session.sid()) {
+            self.sessions.borrow_mut().remove(&sid);
+        }
+    }
+}
+
+/// Pings every `ping_interval` and closes the session when a pong does not come within
+/// `ping_timeout`. This also reaps polling sessions that the client abandoned. When the
+/// session closes, for whatever reason, this task removes it from the engine.
+async fn heartbeat(engine: Rc<Engine>, session: Rc<Session>) {
+    let interval = engine.config.ping_interval;
+    let timeout = engine.config.ping_timeout;
+    'outer: loop {
+        let ping_at = Instant::now() + interval;
+        loop {
+            tokio::select! {
+                _ = sleep_until(ping_at) => break,
+                _ = session.heartbeat_woken() => {
+                    if session.is_closed() {
+                        break 'outer;
+                    }
+                }
+            }
+        }
+        session.ping();
+        let deadline = Instant::now() + timeout;
+        loop {
+            tokio::select! {
+                _ = sleep_until(deadline) => {
+                    if session.awaiting_pong() {
+                        session.close(CloseReason::PingTimeout);
+                        break 'outer;
+                    }
+                    break;
+                }
+                _ = session.heartbeat_woken() => {
+                    if session.is_closed() {
+                        break 'outer;
+                    }
+                    if !session.awaiting_pong() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    engine.remove(&session);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engineio::Connection;
+    use crate::engineio::session::PollReply;
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    struct Recorder {
+        closed: Rc<Cell<Option<CloseReason>>>,
+    }
+
+    impl Connection for Recorder {
+        fn on_message(&self, _: Message<'_>) {}
+        fn on_close(&self, reason: CloseReason) {
+            self.closed.set(Some(reason));
+        }
+    }
+
+    struct RecordingHandler {
+        closed: Rc<Cell<Option<CloseReason>>>,
+    }
+
+    impl Handler for RecordingHandler {
+        fn on_open(&self, _: &Rc<Session>) -> Rc<dyn Connection> {
+            Rc::new(Recorder {
+                closed: self.closed.clone(),
+            })
+        }
+    }
+
+    fn engine() -> (Rc<Engine>, Rc<Cell<Option<CloseReason>>>) {
+        let closed = Rc::new(Cell::new(None));
+        let handler = Rc::new(RecordingHandler {
+            closed: closed.clone(),
+        });
+        (Engine::new(EngineConfig::default(), handler), closed)
+    }
+
+    fn drain(session: &Session) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        session.take_queued(&mut frames);
+        frames
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pings_and_closes_without_pong() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (engine, closed) = engine();
+                let session = engine.open(TransportKind::Polling);
+                let open = drain(&session);
+                assert!(matches!(&open[0], Frame::Text(t) if t.starts_with("0{\"sid\":")));
+                tokio::time::sleep(Duration::from_millis(24_999)).await;
+                assert!(drain(&session).is_empty());
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                assert_eq!(drain(&session), vec![Frame::text("2")]);
+                // Answer this ping: the session survives the next timeout.
+                engine.receive(&session, Packet::Pong(""));
+                // The next ping comes pingInterval after the pong (t = 50.001 s).
+                tokio::time::sleep(Duration::from_millis(24_999)).await;
+                assert!(drain(&session).is_empty());
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                assert_eq!(drain(&session), vec![Frame::text("2")]);
+                assert_eq!(closed.get(), None);
+                // Ignore the second ping: closed after pingTimeout, and removed.
+                tokio::time::sleep(Duration::from_millis(19_998)).await;
+                assert_eq!(closed.get(), None);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                assert_eq!(closed.get(), Some(CloseReason::PingTimeout));
+                tokio::task::yield_now().await;
+                assert!(engine.is_empty());
+            })
+            .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn abandoned_polling_session_is_reaped() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (engine, closed) = engine();
+                for _ in 0..10 {
+                    engine.open(TransportKind::Polling);
+                }
+                assert_eq!(engine.len(), 10);
+                tokio::time::sleep(Duration::from_millis(45_001)).await;
+                tokio::task::yield_now().await;
+                assert_eq!(engine.len(), 0);
+                assert_eq!(closed.get(), Some(CloseReason::PingTimeout));
+            })
+            .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_close_packet_ends_session() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (engine, closed) = engine();
+                let session = engine.open(TransportKind::Polling);
+                drain(&session);
+                engine.receive(&session, Packet::Close);
+                assert_eq!(closed.get(), Some(CloseReason::TransportClose));
+                session.begin_get().unwrap_err();
+                assert_eq!(session.poll(), PollReply::Closed);
+                tokio::task::yield_now().await;
+                assert!(engine.session(session.sid()).is_none());
+            })
+            .await;
+    }
+}

@@ -1,0 +1,201 @@
+//! Engine.IO v4: the transport-level protocol under Socket.IO.
+//!
+//! `packet` and `payload` are pure codecs; `session` is one session's state; `engine` owns the
+//! session table and the heartbeat. Transports (`crate::transport`) move bytes between sockets
+//! and sessions; the application above implements [`Handler`] and [`Connection`].
+
+pub mod base64;
+pub mod engine;
+pub mod packet;
+pub mod payload;
+pub mod session;
+
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tungstenite::Utf8Bytes;
+
+pub use engine::Engine;
+pub use session::{Session, TransportKind};
+
+/// An encoded outbound Engine.IO packet. Cloning is cheap (reference counted), so a broadcast
+/// encodes once and every receiver's queue shares the same bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A whole text packet, type digit included, e.g. `42["chat message","hi",1]`.
+    Text(Utf8Bytes),
+    /// A binary message (a Socket.IO attachment).
+    Binary(Bytes),
+}
+
+impl Frame {
+    pub fn text(text: impl Into<Utf8Bytes>) -> Frame {
+        Frame::Text(text.into())
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Frame::Text(text) => text.len(),
+            Frame::Binary(data) => data.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A message delivered to the application.
+#[derive(Debug)]
+pub enum Message<'a> {
+    Text(&'a str),
+    Binary(Bytes),
+}
+
+/// Why a session ended; the strings are socket.io's disconnect reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed the connection or sent a close packet.
+    TransportClose,
+    /// The connection failed (I/O error, oversize message).
+    TransportError,
+    /// No pong within pingTimeout.
+    PingTimeout,
+    /// The server closed the session (bad packet, connect timeout, server-side disconnect).
+    Forced,
+    /// The gateway is stopping.
+    ServerShutdown,
+    /// The client sent something that is not Engine.IO.
+    ParseError,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::TransportClose => "transport close",
+            CloseReason::TransportError => "transport error",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::Forced => "forced close",
+            CloseReason::ServerShutdown => "server shutting down",
+            CloseReason::ParseError => "parse error",
+        }
+    }
+
+    /// The server tells the client with a close packet only when it chose to close.
+    pub fn sends_close_packet(self) -> bool {
+        matches!(self, CloseReason::Forced | CloseReason::ServerShutdown)
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The application's side of one session.
+pub trait Connection {
+    fn on_message(&self, message: Message<'_>);
+    fn on_close(&self, reason: CloseReason);
+}
+
+/// Creates the application's side of each new session.
+pub trait Handler {
+    fn on_open(&self, session: &Rc<Session>) -> Rc<dyn Connection>;
+}
+
+/// Engine.IO settings; the defaults are socket.io's.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Server ping period. Default 25 s.
+    pub ping_interval: Duration,
+    /// How long to wait for the pong before closing. Default 20 s.
+    pub ping_timeout: Duration,
+    /// How long a probing WebSocket may take to send the upgrade packet. Default 10 s.
+    pub upgrade_timeout: Duration,
+    /// Largest polling body or WebSocket message accepted, in bytes. Default 1 MB.
+    pub max_payload: usize,
+    /// Offer the polling → WebSocket upgrade. Default true.
+    pub allow_upgrades: bool,
+    /// tungstenite's read buffer per WebSocket, allocated on connect. Default 4 KiB.
+    pub ws_read_buffer: usize,
+    /// Bytes tungstenite collects before writing to the socket. Default 16 KiB.
+    pub ws_write_buffer: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+            max_payload: 1_000_000,
+            allow_upgrades: true,
+            ws_read_buffer: 4096,
+            ws_write_buffer: 16 * 1024,
+        }
+    }
+}
+
+/// A session id: 20 URL-safe characters, unguessable.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Sid(heapless::String<20>);
+
+impl Sid {
+    /// A fresh random id (120 bits).
+    pub fn random() -> Sid {
+        let mut bytes = [0u8; 15];
+        crate::random::fill(&mut bytes);
+        let mut text = heapless::String::new();
+        for chunk in bytes.chunks(3) {
+            let n = (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8) | u32::from(chunk[2]);
+            for shift in [18, 12, 6, 0] {
+                let c = URL_SAFE[((n >> shift) & 63) as usize];
+                // Cannot fail: 5 chunks of 4 characters fill exactly 20.
+                let _ = text.push(char::from(c));
+            }
+        }
+        Sid(text)
+    }
+
+    /// Accepts an id from a request; `None` if it cannot be one of ours.
+    pub fn parse(text: &str) -> Option<Sid> {
+        heapless::String::try_from(text).ok().map(Sid)
+    }
+}
+
+const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+impl std::ops::Deref for Sid {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sids_are_distinct_and_url_safe() {
+        let a = Sid::random();
+        let b = Sid::random();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 20);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+        assert_eq!(Sid::parse(&a), Some(a));
+        assert_eq!(Sid::parse(&"x".repeat(21)), None);
+    }
+}

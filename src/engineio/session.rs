@@ -1,0 +1,386 @@
+//! One Engine.IO session: its transport, outbound queue and heartbeat state.
+//!
+//! The state here changes only through the methods below; transports and the heartbeat task
+//! read the decisions they return and do the I/O. Everything runs on one thread, so a
+//! `RefCell` is enough, and no borrow is ever held across an `.await`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use tokio::sync::Notify;
+
+use super::{CloseReason, Frame, Sid};
+
+/// The transport currently carrying a session's packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    Polling,
+    WebSocket,
+}
+
+impl TransportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Polling => "polling",
+            TransportKind::WebSocket => "websocket",
+        }
+    }
+}
+
+/// What a long-polling GET should answer with now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PollReply {
+    /// Send these frames.
+    Frames(Vec<Frame>),
+    /// The session ended: send a close packet.
+    Closed,
+    /// An upgrade is under way: answer with a noop so the client pauses polling.
+    Noop,
+    /// Nothing yet: wait for a wake-up.
+    Wait,
+}
+
+/// Why a polling request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollRefusal {
+    /// The session moved to WebSocket.
+    Upgraded,
+    /// A second GET while one is pending: socket.io closes the session.
+    DuplicateGet,
+    /// A second POST while one is being read.
+    DuplicatePost,
+    /// The session is gone.
+    Closed,
+}
+
+#[derive(Debug)]
+struct State {
+    transport: TransportKind,
+    probing: bool,
+    queue: VecDeque<Frame>,
+    closed: Option<CloseReason>,
+    get_pending: bool,
+    post_pending: bool,
+    noop_pending: bool,
+    awaiting_pong: bool,
+}
+
+/// An Engine.IO session shared by its transport(s), its heartbeat task and the application.
+pub struct Session {
+    sid: Sid,
+    state: RefCell<State>,
+    /// Wakes whichever transport drains the queue (a pending GET or the WebSocket task).
+    transport_wake: Notify,
+    /// Wakes the heartbeat task on a pong or on close.
+    heartbeat_wake: Notify,
+    /// The application's per-session state, dropped on close to break the reference cycle.
+    connection: RefCell<Option<Rc<dyn super::Connection>>>,
+    /// Incremented on each outbound frame, for diagnostics and tests.
+    frames_sent: Cell<u64>,
+}
+
+impl Session {
+    pub(crate) fn new(sid: Sid, transport: TransportKind) -> Self {
+        Session {
+            sid,
+            state: RefCell::new(State {
+                transport,
+                probing: false,
+                queue: VecDeque::new(),
+                closed: None,
+                get_pending: false,
+                post_pending: false,
+                noop_pending: false,
+                awaiting_pong: false,
+            }),
+            transport_wake: Notify::new(),
+            heartbeat_wake: Notify::new(),
+            connection: RefCell::new(None),
+            frames_sent: Cell::new(0),
+        }
+    }
+
+    pub fn sid(&self) -> &str {
+        &self.sid
+    }
+
+    pub fn transport(&self) -> TransportKind {
+        self.state.borrow().transport
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state.borrow().closed.is_some()
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.state.borrow().closed
+    }
+
+    /// Queues a frame for the client. Frames sent after close are dropped.
+    pub fn send(&self, frame: Frame) {
+        let mut state = self.state.borrow_mut();
+        if state.closed.is_some() {
+            return;
+        }
+        state.queue.push_back(frame);
+        drop(state);
+        self.frames_sent.set(self.frames_sent.get() + 1);
+        self.transport_wake.notify_one();
+    }
+
+    /// Number of frames waiting to be written.
+    pub fn queued(&self) -> usize {
+        self.state.borrow().queue.len()
+    }
+
+    /// Takes every queued frame, for the transport to write.
+    pub fn take_queued(&self, into: &mut Vec<Frame>) {
+        into.extend(self.state.borrow_mut().queue.drain(..));
+    }
+
+    pub(crate) fn connection(&self) -> Option<Rc<dyn super::Connection>> {
+        self.connection.borrow().clone()
+    }
+
+    pub(crate) fn set_connection(&self, connection: Rc<dyn super::Connection>) {
+        *self.connection.borrow_mut() = Some(connection);
+    }
+
+    /// Closes the session: the transport sends what is queued (and a close packet when the
+    /// server chose to close), the heartbeat task removes it from the engine, and the
+    /// application hears `on_close` once. Closing twice does nothing.
+    pub fn close(&self, reason: CloseReason) {
+        if !self.mark_closed(reason) {
+            return;
+        }
+        let connection = self.connection.borrow_mut().take();
+        if let Some(connection) = connection {
+            connection.on_close(reason);
+        }
+    }
+
+    fn mark_closed(&self, reason: CloseReason) -> bool {
+        {
+            let mut state = self.state.borrow_mut();
+            if state.closed.is_some() {
+                return false;
+            }
+            state.closed = Some(reason);
+            if reason.sends_close_packet() && state.transport == TransportKind::Polling {
+                // A pending or next GET carries the queued packets, then the close packet.
+                state.queue.push_back(Frame::text("1"));
+            }
+        }
+        self.transport_wake.notify_one();
+        self.heartbeat_wake.notify_one();
+        true
+    }
+
+    // ---- long-polling ----
+
+    /// Registers a GET; refuses it when it cannot be served.
+    pub fn begin_get(&self) -> Result<(), PollRefusal> {
+        let mut state = self.state.borrow_mut();
+        if state.transport == TransportKind::WebSocket {
+            return Err(PollRefusal::Upgraded);
+        }
+        if state.get_pending {
+            return Err(PollRefusal::DuplicateGet);
+        }
+        if state.closed.is_some() && state.queue.is_empty() {
+            return Err(PollRefusal::Closed);
+        }
+        state.get_pending = true;
+        Ok(())
+    }
+
+    /// What the pending GET should answer now.
+    pub fn poll(&self) -> PollReply {
+        let mut state = self.state.borrow_mut();
+        if !state.queue.is_empty() {
+            return PollReply::Frames(state.queue.drain(..).collect());
+        }
+        if state.closed.is_some() {
+            return PollReply::Closed;
+        }
+        if std::mem::take(&mut state.noop_pending) {
+            return PollReply::Noop;
+        }
+        PollReply::Wait
+    }
+
+    pub fn end_get(&self) {
+        self.state.borrow_mut().get_pending = false;
+    }
+
+    pub fn begin_post(&self) -> Result<(), PollRefusal> {
+        let mut state = self.state.borrow_mut();
+        if state.transport == TransportKind::WebSocket {
+            return Err(PollRefusal::Upgraded);
+        }
+        if state.closed.is_some() {
+            return Err(PollRefusal::Closed);
+        }
+        if state.post_pending {
+            return Err(PollRefusal::DuplicatePost);
+        }
+        state.post_pending = true;
+        Ok(())
+    }
+
+    pub fn end_post(&self) {
+        self.state.borrow_mut().post_pending = false;
+    }
+
+    /// Waits until there may be something for the transport to do.
+    pub async fn transport_woken(&self) {
+        self.transport_wake.notified().await;
+    }
+
+    // ---- upgrade ----
+
+    /// A WebSocket sent `2probe` for this polling session. Returns false if no upgrade is
+    /// possible (already upgraded, already probing, or closed).
+    pub fn begin_probe(&self) -> bool {
+        let mut state = self.state.borrow_mut();
+        if state.transport != TransportKind::Polling || state.probing || state.closed.is_some() {
+            return false;
+        }
+        state.probing = true;
+        state.noop_pending = true;
+        drop(state);
+        self.transport_wake.notify_one();
+        true
+    }
+
+    /// The client sent `5` on the probing WebSocket: it now carries the session.
+    pub fn finish_upgrade(&self) -> bool {
+        let mut state = self.state.borrow_mut();
+        if !state.probing || state.closed.is_some() {
+            return false;
+        }
+        state.probing = false;
+        state.noop_pending = false;
+        state.transport = TransportKind::WebSocket;
+        drop(state);
+        // Releases a GET that might still be pending.
+        self.transport_wake.notify_one();
+        true
+    }
+
+    /// The probing WebSocket went away or timed out; polling goes on.
+    pub fn abort_probe(&self) {
+        let mut state = self.state.borrow_mut();
+        state.probing = false;
+        state.noop_pending = false;
+    }
+
+    // ---- heartbeat ----
+
+    /// Queues a ping and starts waiting for its pong.
+    pub fn ping(&self) {
+        self.state.borrow_mut().awaiting_pong = true;
+        self.send(Frame::text("2"));
+    }
+
+    pub fn pong_received(&self) {
+        self.state.borrow_mut().awaiting_pong = false;
+        self.heartbeat_wake.notify_one();
+    }
+
+    pub fn awaiting_pong(&self) -> bool {
+        self.state.borrow().awaiting_pong
+    }
+
+    pub async fn heartbeat_woken(&self) {
+        self.heartbeat_wake.notified().await;
+    }
+
+    pub fn frames_sent(&self) -> u64 {
+        self.frames_sent.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session::new(Sid::parse("abc").unwrap(), TransportKind::Polling)
+    }
+
+    #[test]
+    fn poll_drains_queue_then_waits() {
+        let s = session();
+        s.begin_get().unwrap();
+        assert_eq!(s.poll(), PollReply::Wait);
+        s.send(Frame::text("4a"));
+        s.send(Frame::text("4b"));
+        assert_eq!(
+            s.poll(),
+            PollReply::Frames(vec![Frame::text("4a"), Frame::text("4b")])
+        );
+        assert_eq!(s.poll(), PollReply::Wait);
+    }
+
+    #[test]
+    fn second_get_is_refused() {
+        let s = session();
+        s.begin_get().unwrap();
+        assert_eq!(s.begin_get(), Err(PollRefusal::DuplicateGet));
+        s.end_get();
+        assert_eq!(s.begin_get(), Ok(()));
+    }
+
+    #[test]
+    fn upgrade_sends_noop_then_refuses_polling() {
+        let s = session();
+        s.begin_get().unwrap();
+        assert!(s.begin_probe());
+        assert!(!s.begin_probe());
+        assert_eq!(s.poll(), PollReply::Noop);
+        s.end_get();
+        assert!(s.finish_upgrade());
+        assert_eq!(s.transport(), TransportKind::WebSocket);
+        assert_eq!(s.begin_get(), Err(PollRefusal::Upgraded));
+        assert_eq!(s.begin_post(), Err(PollRefusal::Upgraded));
+    }
+
+    #[test]
+    fn aborted_probe_keeps_polling() {
+        let s = session();
+        assert!(s.begin_probe());
+        s.abort_probe();
+        assert!(!s.finish_upgrade());
+        assert_eq!(s.transport(), TransportKind::Polling);
+        assert!(s.begin_probe());
+    }
+
+    #[test]
+    fn server_close_queues_close_packet_for_polling() {
+        let s = session();
+        s.send(Frame::text("4x"));
+        assert!(s.mark_closed(CloseReason::Forced));
+        assert!(!s.mark_closed(CloseReason::Forced));
+        s.send(Frame::text("4dropped"));
+        s.begin_get().unwrap();
+        assert_eq!(
+            s.poll(),
+            PollReply::Frames(vec![Frame::text("4x"), Frame::text("1")])
+        );
+        assert_eq!(s.poll(), PollReply::Closed);
+        s.end_get();
+        assert_eq!(s.begin_get(), Err(PollRefusal::Closed));
+    }
+
+    #[test]
+    fn pong_clears_the_wait() {
+        let s = session();
+        s.ping();
+        assert!(s.awaiting_pong());
+        assert_eq!(s.queued(), 1);
+        s.pong_received();
+        assert!(!s.awaiting_pong());
+    }
+}

@@ -1,0 +1,252 @@
+//! The HTTP front: accept loop, routing, and the embedded static files.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::net::TcpListener;
+
+use crate::assets::{self, Asset};
+use crate::engineio::Engine;
+use crate::transport::{self, io::HyperIo, io::TokioTimer};
+
+/// A response body that is sent in one piece.
+#[derive(Debug, Default)]
+pub struct Body(Option<Bytes>);
+
+impl Body {
+    pub fn empty() -> Body {
+        Body(None)
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(data: Bytes) -> Body {
+        Body(Some(data))
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.take().map(|data| Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.0.as_ref().map_or(0, |d| d.len() as u64))
+    }
+}
+
+/// A response with a body and its content type.
+pub fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut response = Response::new(Body::from(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Where requests go: Engine.IO endpoints by path, then the embedded files.
+pub struct Router {
+    endpoints: Vec<(String, Rc<Engine>)>,
+    serve_assets: bool,
+}
+
+impl Router {
+    /// A router that serves the embedded page and client bundle.
+    pub fn new() -> Router {
+        Router {
+            endpoints: Vec::new(),
+            serve_assets: true,
+        }
+    }
+
+    /// A router with Engine.IO endpoints only (as the conformance server wants).
+    pub fn without_assets() -> Router {
+        Router {
+            endpoints: Vec::new(),
+            serve_assets: false,
+        }
+    }
+
+    /// Serves Engine.IO at `path` (such as `/socket.io/`).
+    pub fn endpoint(mut self, path: &str, engine: Rc<Engine>) -> Router {
+        let path = path.trim_end_matches('/').to_owned();
+        self.endpoints.push((path, engine));
+        self
+    }
+
+    async fn route(&self, request: Request<Incoming>) -> Response<Body> {
+        let path = request.uri().path();
+        if self.serve_assets {
+            if let Some(asset) = assets::find(path) {
+                return serve_asset(&request, asset);
+            }
+        }
+        let trimmed = path.trim_end_matches('/');
+        if let Some((_, engine)) = self.endpoints.iter().find(|(p, _)| p == trimmed) {
+            let engine = engine.clone();
+            return transport::handle(&engine, request).await;
+        }
+        if self.serve_assets && path == assets::CLIENT_BUNDLE_PATH {
+            return response(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "The Socket.IO client bundle was not embedded in this build: build with `make build`.\n",
+            );
+        }
+        response(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "Not found\n",
+        )
+    }
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Router::new()
+    }
+}
+
+fn serve_asset(request: &Request<Incoming>, asset: &'static Asset) -> Response<Body> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "Method not allowed\n",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let headers = request.headers();
+    let etag_matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == asset.etag || tag.trim() == "*")
+        });
+    let accepts_gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(accepts_gzip);
+    let gzip = asset.gzip.filter(|_| accepts_gzip);
+    let (status, body) = if etag_matches {
+        (StatusCode::NOT_MODIFIED, Bytes::new())
+    } else if request.method() == Method::HEAD {
+        (StatusCode::OK, Bytes::new())
+    } else {
+        (
+            StatusCode::OK,
+            Bytes::from_static(gzip.unwrap_or(asset.body)),
+        )
+    };
+    let mut response = response(status, asset.content_type, body);
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, HeaderValue::from_static(asset.etag));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(asset.cache_control),
+    );
+    if asset.gzip.is_some() {
+        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    if gzip.is_some() && status == StatusCode::OK {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    if let Some(csp) = asset.content_security_policy {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(csp),
+        );
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// True if an Accept-Encoding value allows gzip (and does not refuse it with `q=0`).
+fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|coding| {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        let refused = parts.any(|p| p.replace(' ', "") == "q=0" || p.starts_with("q=0.0"));
+        (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+    })
+}
+
+/// Accepts connections until `shutdown` completes. Must run inside a `LocalSet`.
+pub async fn serve(listener: TcpListener, router: Rc<Router>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    log::warn!("accept failed: {error}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        tokio::task::spawn_local(async move {
+            let service = service_fn(move |request| {
+                let router = router.clone();
+                async move { Ok::<_, Infallible>(router.route(request).await) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer)
+                .serve_connection(HyperIo(stream), service)
+                .with_upgrades();
+            if let Err(error) = connection.await {
+                log::debug!("connection from {peer}: {error}");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_accept_encoding() {
+        assert!(accepts_gzip("gzip, deflate, br"));
+        assert!(accepts_gzip("br;q=1.0, gzip;q=0.8"));
+        assert!(accepts_gzip("*"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("deflate, br"));
+        assert!(!accepts_gzip("identity"));
+    }
+}

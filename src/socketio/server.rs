@@ -1,0 +1,327 @@
+//! The Socket.IO server: one [`Client`] per Engine.IO session, sockets per namespace.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::packet::{self, Packet, PacketType};
+use super::socket::Socket;
+use crate::engineio::{self, CloseReason, Frame, Message, Session};
+use crate::hub::Hub;
+use crate::json;
+
+/// Socket.IO settings; the defaults are socket.io's.
+#[derive(Debug, Clone)]
+pub struct SocketIoConfig {
+    /// Close an Engine.IO session that joins no namespace within this time. Default 45 s.
+    pub connect_timeout: Duration,
+    /// Most binary attachments one packet may announce. Default 10.
+    pub max_attachments: usize,
+}
+
+impl Default for SocketIoConfig {
+    fn default() -> Self {
+        SocketIoConfig {
+            connect_timeout: Duration::from_millis(45_000),
+            max_attachments: 10,
+        }
+    }
+}
+
+/// An event received on a socket.
+pub struct Event<'a> {
+    /// The event name, unescaped.
+    pub name: &'a str,
+    /// The whole JSON array `[name, args...]` as received (binary args are placeholders).
+    pub data: &'a str,
+    /// The array after the name: `]` or `,<args>]`, to re-emit the same arguments.
+    pub args_tail: &'a str,
+    /// The ack id when the client wants an answer.
+    pub ack: Option<u64>,
+    pub attachments: &'a [Bytes],
+}
+
+impl<'a> Event<'a> {
+    /// The raw JSON arguments after the event name.
+    pub fn args(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        json::array_elements(self.data).skip(1)
+    }
+}
+
+/// What an application does with one namespace.
+pub trait NamespaceHandler {
+    /// Decides whether a CONNECT with this `auth` object (`{}` when absent) may join; the
+    /// error becomes the CONNECT_ERROR message.
+    fn authorize(&self, _auth: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The socket joined (its CONNECT reply has been queued).
+    fn on_connect(&self, socket: &Rc<Socket>, auth: &str);
+
+    fn on_event(&self, socket: &Rc<Socket>, event: Event<'_>);
+
+    /// The socket left; `reason` is socket.io's disconnect reason.
+    fn on_disconnect(&self, _socket: &Rc<Socket>, _reason: &str) {}
+}
+
+/// A namespace: its handler and the hub of its connected sockets.
+pub struct Namespace {
+    name: String,
+    handler: Rc<dyn NamespaceHandler>,
+    hub: Hub,
+}
+
+impl Namespace {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+}
+
+struct Shared {
+    namespaces: HashMap<String, Rc<Namespace>>,
+    config: SocketIoConfig,
+}
+
+/// The Socket.IO layer; give it to an [`engineio::Engine`] as its handler.
+pub struct Server {
+    shared: Rc<Shared>,
+}
+
+impl Server {
+    pub fn new(config: SocketIoConfig) -> Server {
+        Server {
+            shared: Rc::new(Shared {
+                namespaces: HashMap::new(),
+                config,
+            }),
+        }
+    }
+
+    /// Adds a namespace (before the server is handed to the engine).
+    pub fn add_namespace(
+        &mut self,
+        name: &str,
+        handler: Rc<dyn NamespaceHandler>,
+    ) -> Rc<Namespace> {
+        let namespace = Rc::new(Namespace {
+            name: name.to_owned(),
+            handler,
+            hub: Hub::default(),
+        });
+        Rc::get_mut(&mut self.shared)
+            .expect("namespaces are added before the server starts")
+            .namespaces
+            .insert(name.to_owned(), namespace.clone());
+        namespace
+    }
+}
+
+impl engineio::Handler for Server {
+    fn on_open(&self, session: &Rc<Session>) -> Rc<dyn engineio::Connection> {
+        let client = Rc::new_cyclic(|me| Client {
+            shared: self.shared.clone(),
+            session: session.clone(),
+            me: me.clone(),
+            sockets: RefCell::new(Vec::new()),
+            partial: RefCell::new(None),
+        });
+        tokio::task::spawn_local(connect_timeout(
+            Rc::downgrade(&client),
+            self.shared.config.connect_timeout,
+        ));
+        client
+    }
+}
+
+/// Closes a session that has not joined any namespace in time.
+async fn connect_timeout(client: Weak<Client>, timeout: Duration) {
+    tokio::time::sleep(timeout).await;
+    if let Some(client) = client.upgrade() {
+        if client.sockets.borrow().is_empty() && !client.session.is_closed() {
+            log::debug!(
+                "session {}: no CONNECT within {timeout:?}",
+                client.session.sid()
+            );
+            client.session.close(CloseReason::Forced);
+        }
+    }
+}
+
+/// A binary packet waiting for its attachments.
+struct Partial {
+    text: String,
+    attachments: Vec<Bytes>,
+    expected: usize,
+}
+
+/// The Socket.IO side of one Engine.IO session.
+pub struct Client {
+    shared: Rc<Shared>,
+    session: Rc<Session>,
+    me: Weak<Client>,
+    sockets: RefCell<Vec<Rc<Socket>>>,
+    partial: RefCell<Option<Partial>>,
+}
+
+impl Client {
+    fn socket(&self, nsp: &str) -> Option<Rc<Socket>> {
+        self.sockets
+            .borrow()
+            .iter()
+            .find(|s| s.namespace().name() == nsp)
+            .cloned()
+    }
+
+    fn protocol_error(&self, what: &dyn std::fmt::Display) {
+        log::info!("session {}: closing, {what}", self.session.sid());
+        self.session.close(CloseReason::Forced);
+    }
+
+    fn handle(&self, packet: Packet<'_>, attachments: &[Bytes]) {
+        match packet.kind {
+            PacketType::Connect => self.connect(packet.nsp, packet.data.unwrap_or("{}")),
+            PacketType::Disconnect => {
+                if let Some(socket) = self.socket(packet.nsp) {
+                    self.remove_socket(&socket, "client namespace disconnect");
+                }
+            }
+            PacketType::Event | PacketType::BinaryEvent => {
+                let Some(socket) = self.socket(packet.nsp) else {
+                    return self.protocol_error(&"event for a namespace it has not joined");
+                };
+                let (Some(data), Some((name, args_tail))) = (packet.data, packet.event_parts())
+                else {
+                    return self.protocol_error(&"malformed event");
+                };
+                let event = Event {
+                    name: &name,
+                    data,
+                    args_tail,
+                    ack: packet.ack,
+                    attachments,
+                };
+                let handler = socket.namespace().handler.clone();
+                handler.on_event(&socket, event);
+            }
+            // The server sends no events that expect an ack, so there is nothing to resolve.
+            PacketType::Ack | PacketType::BinaryAck => {
+                if self.socket(packet.nsp).is_none() {
+                    self.protocol_error(&"ack for a namespace it has not joined");
+                }
+            }
+            PacketType::ConnectError => self.protocol_error(&"CONNECT_ERROR sent by a client"),
+        }
+    }
+
+    fn connect(&self, nsp: &str, auth: &str) {
+        let Some(namespace) = self.shared.namespaces.get(nsp).cloned() else {
+            log::debug!("session {}: unknown namespace {nsp}", self.session.sid());
+            return self.connect_error(nsp, "Invalid namespace");
+        };
+        if self.socket(nsp).is_some() {
+            return self.protocol_error(&format_args!("second CONNECT to {nsp}"));
+        }
+        if let Err(message) = namespace.handler.authorize(auth) {
+            return self.connect_error(nsp, &message);
+        }
+        let socket = Rc::new(Socket::new(
+            namespace.clone(),
+            self.session.clone(),
+            self.me.clone(),
+        ));
+        let mut reply = String::with_capacity(40);
+        reply.push_str("{\"sid\":");
+        json::write_string(&mut reply, socket.id());
+        reply.push('}');
+        let text = packet::encode(PacketType::Connect, nsp, None, Some(&reply), 0);
+        self.session.send(Frame::text(text));
+        socket.set_connected(true);
+        socket.slot.set(namespace.hub.insert(socket.clone()));
+        self.sockets.borrow_mut().push(socket.clone());
+        namespace.handler.on_connect(&socket, auth);
+    }
+
+    fn connect_error(&self, nsp: &str, message: &str) {
+        let mut data = String::from("{\"message\":");
+        json::write_string(&mut data, message);
+        data.push('}');
+        let text = packet::encode(PacketType::ConnectError, nsp, None, Some(&data), 0);
+        self.session.send(Frame::text(text));
+    }
+
+    /// Takes a socket out of its namespace and tells the application.
+    pub(crate) fn remove_socket(&self, socket: &Rc<Socket>, reason: &str) {
+        self.sockets.borrow_mut().retain(|s| !Rc::ptr_eq(s, socket));
+        socket.set_connected(false);
+        let namespace = socket.namespace().clone();
+        namespace.hub.remove(socket.slot.get());
+        namespace.handler.on_disconnect(socket, reason);
+    }
+
+    fn on_text(&self, text: &str) {
+        if self.partial.borrow().is_some() {
+            return self.protocol_error(&"text packet while attachments were pending");
+        }
+        let max_attachments = self.shared.config.max_attachments;
+        match packet::decode(text, max_attachments) {
+            Ok(packet) if packet.attachments > 0 => {
+                *self.partial.borrow_mut() = Some(Partial {
+                    text: text.to_owned(),
+                    attachments: Vec::with_capacity(packet.attachments),
+                    expected: packet.attachments,
+                });
+            }
+            Ok(packet) => self.handle(packet, &[]),
+            Err(error) => self.protocol_error(&format_args!("invalid packet: {error}")),
+        }
+    }
+
+    fn on_binary(&self, data: Bytes) {
+        let complete = {
+            let mut partial = self.partial.borrow_mut();
+            let Some(pending) = partial.as_mut() else {
+                drop(partial);
+                return self.protocol_error(&"unexpected binary message");
+            };
+            pending.attachments.push(data);
+            if pending.attachments.len() == pending.expected {
+                partial.take()
+            } else {
+                None
+            }
+        };
+        if let Some(partial) = complete {
+            match packet::decode(&partial.text, self.shared.config.max_attachments) {
+                Ok(packet) => self.handle(packet, &partial.attachments),
+                Err(error) => self.protocol_error(&format_args!("invalid packet: {error}")),
+            }
+        }
+    }
+}
+
+impl engineio::Connection for Client {
+    fn on_message(&self, message: Message<'_>) {
+        match message {
+            Message::Text(text) => self.on_text(text),
+            Message::Binary(data) => self.on_binary(data),
+        }
+    }
+
+    fn on_close(&self, reason: CloseReason) {
+        let sockets = std::mem::take(&mut *self.sockets.borrow_mut());
+        for socket in sockets {
+            socket.set_connected(false);
+            let namespace = socket.namespace().clone();
+            namespace.hub.remove(socket.slot.get());
+            namespace.handler.on_disconnect(&socket, reason.as_str());
+        }
+    }
+}

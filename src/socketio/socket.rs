@@ -1,0 +1,122 @@
+//! A client's membership of one namespace, as the application sees it.
+
+use std::cell::Cell;
+use std::rc::{Rc, Weak};
+
+use bytes::Bytes;
+
+use super::packet::{self, PacketType};
+use super::server::{Client, Namespace};
+use crate::engineio::{Frame, Session, Sid};
+
+/// One connected Socket.IO socket.
+pub struct Socket {
+    id: Sid,
+    namespace: Rc<Namespace>,
+    session: Rc<Session>,
+    client: Weak<Client>,
+    /// Position in the namespace's hub while connected.
+    pub(crate) slot: Cell<usize>,
+    connected: Cell<bool>,
+}
+
+impl Socket {
+    pub(crate) fn new(
+        namespace: Rc<Namespace>,
+        session: Rc<Session>,
+        client: Weak<Client>,
+    ) -> Self {
+        Socket {
+            id: Sid::random(),
+            namespace,
+            session,
+            client,
+            slot: Cell::new(usize::MAX),
+            connected: Cell::new(false),
+        }
+    }
+
+    /// The socket id sent in the CONNECT reply (distinct from the Engine.IO session id).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn namespace(&self) -> &Rc<Namespace> {
+        &self.namespace
+    }
+
+    pub fn session(&self) -> &Rc<Session> {
+        &self.session
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.get() && !self.session.is_closed()
+    }
+
+    pub(crate) fn set_connected(&self, connected: bool) {
+        self.connected.set(connected);
+    }
+
+    /// Queues an already encoded frame (as a broadcast shares it).
+    pub fn send_frame(&self, frame: Frame) {
+        self.session.send(frame);
+    }
+
+    /// Emits `event`; `args_tail` is the rest of the argument array after the name: `]` for no
+    /// arguments or `,<json>,<json>]`. Attachments follow as binary frames.
+    pub fn emit(&self, event: &str, args_tail: &str, attachments: &[Bytes]) {
+        let kind = if attachments.is_empty() {
+            PacketType::Event
+        } else {
+            PacketType::BinaryEvent
+        };
+        let mut text = String::with_capacity(event.len() + args_tail.len() + 16);
+        packet::write_header(
+            &mut text,
+            kind,
+            self.namespace.name(),
+            None,
+            attachments.len(),
+        );
+        text.push('[');
+        crate::json::write_string(&mut text, event);
+        text.push_str(args_tail);
+        self.send_with_attachments(text, attachments);
+    }
+
+    /// Answers the client's ack `id` with the JSON array `args`.
+    pub fn ack(&self, id: u64, args: &str, attachments: &[Bytes]) {
+        let kind = if attachments.is_empty() {
+            PacketType::Ack
+        } else {
+            PacketType::BinaryAck
+        };
+        let text = packet::encode(
+            kind,
+            self.namespace.name(),
+            Some(id),
+            Some(args),
+            attachments.len(),
+        );
+        self.send_with_attachments(text, attachments);
+    }
+
+    fn send_with_attachments(&self, text: String, attachments: &[Bytes]) {
+        self.session.send(Frame::text(text));
+        for attachment in attachments {
+            self.session.send(Frame::Binary(attachment.clone()));
+        }
+    }
+
+    /// Disconnects this socket from its namespace (socket.io's `socket.disconnect()`).
+    pub fn disconnect(self: &Rc<Self>) {
+        if !self.connected.get() {
+            return;
+        }
+        let text = packet::encode(PacketType::Disconnect, self.namespace.name(), None, None, 0);
+        self.session.send(Frame::text(text));
+        if let Some(client) = self.client.upgrade() {
+            client.remove_socket(self, "server namespace disconnect");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! HTTP long-polling: a GET waits for packets, a POST delivers them.
+
+use std::rc::Rc;
+
+use hyper::body::{Body as _, Incoming};
+use hyper::{Request, Response, StatusCode};
+
+use super::EngineError;
+use crate::engineio::session::{PollRefusal, PollReply};
+use crate::engineio::{CloseReason, Engine, Session, TransportKind, payload};
+use crate::http::{self, Body};
+
+const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
+
+/// A new polling session: the body is the open packet.
+pub fn handshake(engine: &Rc<Engine>) -> Response<Body> {
+    let session = engine.open(TransportKind::Polling);
+    let mut frames = Vec::new();
+    session.take_queued(&mut frames);
+    http::response(StatusCode::OK, CONTENT_TYPE, payload::encode(&frames))
+}
+
+/// Clears the session's pending-GET mark however the request ends (answered or dropped).
+struct PendingGet<'a>(&'a Session);
+
+impl Drop for PendingGet<'_> {
+    fn drop(&mut self) {
+        self.0.end_get();
+    }
+}
+
+/// Waits until the session has packets (or closes, or upgrades) and answers with them.
+pub async fn get(session: &Rc<Session>) -> Response<Body> {
+    match session.begin_get() {
+        Ok(()) => {}
+        Err(PollRefusal::DuplicateGet) => {
+            // socket.io treats overlapping GETs as a broken client and ends the session; the
+            // pending GET then answers with a close packet.
+            log::debug!("session {}: overlapping GET", session.sid());
+            session.close(CloseReason::TransportError);
+            return EngineError::BadRequest.response();
+        }
+        Err(PollRefusal::Closed) => return EngineError::UnknownSid.response(),
+        Err(_) => return EngineError::BadRequest.response(),
+    }
+    let _pending = PendingGet(session);
+    loop {
+        let body = match session.poll() {
+            PollReply::Frames(frames) => payload::encode(&frames),
+            PollReply::Closed => "1".to_owned(),
+            PollReply::Noop => "6".to_owned(),
+            PollReply::Wait => {
+                session.transport_woken().await;
+                continue;
+            }
+        };
+        return http::response(StatusCode::OK, CONTENT_TYPE, body);
+    }
+}
+
+/// Clears the session's pending-POST mark however the request ends.
+struct PendingPost<'a>(&'a Session);
+
+impl Drop for PendingPost<'_> {
+    fn drop(&mut self) {
+        self.0.end_post();
+    }
+}
+
+/// Reads a body of packets from the client and hands them to the engine.
+pub async fn post(
+    engine: &Rc<Engine>,
+    session: &Rc<Session>,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    match session.begin_post() {
+        Ok(()) => {}
+        Err(PollRefusal::DuplicatePost) => {
+            log::debug!("session {}: overlapping POST", session.sid());
+            session.close(CloseReason::TransportError);
+            return EngineError::BadRequest.response();
+        }
+        Err(PollRefusal::Closed) => return EngineError::UnknownSid.response(),
+        Err(_) => return EngineError::BadRequest.response(),
+    }
+    let _pending = PendingPost(session);
+    let max_payload = engine.config().max_payload;
+    let body = match read_body(request.into_body(), max_payload).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            log::debug!(
+                "session {}: polling body over {max_payload} bytes",
+                session.sid()
+            );
+            return http::response(StatusCode::PAYLOAD_TOO_LARGE, CONTENT_TYPE, "");
+        }
+        Err(BodyError::Io) => return EngineError::BadRequest.response(),
+    };
+    match payload::decode(&body, max_payload) {
+        Ok(packets) => {
+            for packet in packets {
+                if session.is_closed() {
+                    break;
+                }
+                engine.receive(session, packet);
+            }
+            http::response(StatusCode::OK, "text/html", "ok")
+        }
+        Err(error) => {
+            log::debug!("session {}: {error}", session.sid());
+            session.close(CloseReason::ParseError);
+            EngineError::BadRequest.response()
+        }
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Io,
+}
+
+/// Collects a request body, refusing it as soon as it exceeds `limit`.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if body.size_hint().lower() > limit as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let mut data = Vec::new();
+    loop {
+        let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
+        match frame {
+            None => return Ok(data),
+            Some(Err(_)) => return Err(BodyError::Io),
+            Some(Ok(frame)) => {
+                if let Ok(chunk) = frame.into_data() {
+                    if data.len() + chunk.len() > limit {
+                        return Err(BodyError::TooLarge);
+                    }
+                    data.extend_from_slice(&chunk);
+                }
+            }
+        }
+    }
+}
