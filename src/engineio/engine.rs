@@ -256,7 +256,7 @@ mod tests {
                 engine.receive(&session, Packet::Close);
                 assert_eq!(closed.get(), Some(CloseReason::TransportClose));
                 session.begin_get().unwrap_err();
-                assert_eq!(session.poll(), PollReply::Closed);
+                assert_eq!(session.poll(), PollReply::Noop);
                 tokio::task::yield_now().await;
                 assert!(engine.session(session.sid()).is_none());
             })

@@ -201,8 +201,12 @@ impl Session {
         if !state.queue.is_empty() {
             return PollReply::Frames(state.queue.drain(..).collect());
         }
-        if state.closed.is_some() {
-            return PollReply::Closed;
+        match state.closed {
+            // The client closed (a close packet in a POST): release its GET with a noop, as
+            // engine.io does; the session is gone all the same.
+            Some(CloseReason::TransportClose) => return PollReply::Noop,
+            Some(_) => return PollReply::Closed,
+            None => {}
         }
         if std::mem::take(&mut state.noop_pending) {
             return PollReply::Noop;

@@ -46,11 +46,14 @@ pub fn upgrade(
     else {
         return EngineError::BadRequest.response();
     };
-    if let Some(session) = &session {
-        if session.transport() != TransportKind::Polling || session.is_closed() {
-            return EngineError::BadRequest.response();
+    // A WebSocket for a session that is already upgraded (or closed) is accepted and then
+    // closed at once, as engine.io does; the session itself is left alone.
+    let session = match session {
+        Some(session) if session.transport() != TransportKind::Polling || session.is_closed() => {
+            Err(())
         }
-    }
+        other => Ok(other),
+    };
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut request);
     tokio::task::spawn_local(async move {
@@ -65,11 +68,15 @@ pub fn upgrade(
         let socket =
             WebSocketStream::from_raw_socket(TokioIo(upgraded), Role::Server, Some(config)).await;
         match session {
-            None => {
+            Err(()) => {
+                let mut socket = socket;
+                let _ = socket.close(None).await;
+            }
+            Ok(None) => {
                 let session = engine.open(TransportKind::WebSocket);
                 run(&engine, socket, &session).await;
             }
-            Some(session) => {
+            Ok(Some(session)) => {
                 if let Some(socket) = probe(&engine, socket, &session).await {
                     run(&engine, socket, &session).await;
                 }

@@ -93,7 +93,7 @@ impl Gateway {
     /// succeeds, printing its output either way.
     pub fn run_client(&self, program: &Path, args: &[&str]) -> String {
         assert!(
-            program.exists(),
+            program.components().count() == 1 || program.exists(),
             "{} is missing: run `make test-deps` (make test does it)",
             program.display()
         );
