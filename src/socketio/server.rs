@@ -325,3 +325,84 @@ impl engineio::Connection for Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engineio::{Engine, EngineConfig, TransportKind};
+
+    struct Quiet;
+
+    impl NamespaceHandler for Quiet {
+        fn on_connect(&self, _: &Rc<Socket>, _: &str) {}
+        fn on_event(&self, _: &Rc<Socket>, _: Event<'_>) {}
+    }
+
+    fn frames(session: &Session) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        session.take_queued(&mut frames);
+        frames
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closes_sessions_that_join_no_namespace() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let mut server = Server::new(SocketIoConfig::default());
+                let namespace = server.add_namespace("/", Rc::new(Quiet));
+                // Heartbeats far away, so only the connect timeout can close anything.
+                let config = EngineConfig {
+                    ping_interval: Duration::from_secs(3600),
+                    ..EngineConfig::default()
+                };
+                let engine = Engine::new(config, Rc::new(server));
+                let idle = engine.open(TransportKind::Polling);
+                let joined = engine.open(TransportKind::Polling);
+                engine.receive(&joined, engineio::packet::Packet::Message("0"));
+                assert_eq!(namespace.hub().len(), 1);
+                frames(&idle);
+                tokio::time::sleep(Duration::from_millis(44_999)).await;
+                assert!(!idle.is_closed());
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                assert_eq!(idle.close_reason(), Some(CloseReason::Forced));
+                assert_eq!(frames(&idle), vec![Frame::text("1")]);
+                assert!(!joined.is_closed());
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn binary_event_waits_for_its_attachments() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                struct Echo;
+                impl NamespaceHandler for Echo {
+                    fn on_connect(&self, _: &Rc<Socket>, _: &str) {}
+                    fn on_event(&self, socket: &Rc<Socket>, event: Event<'_>) {
+                        socket.emit(event.name, event.args_tail, event.attachments);
+                    }
+                }
+                let mut server = Server::new(SocketIoConfig::default());
+                server.add_namespace("/", Rc::new(Echo));
+                let engine = Engine::new(EngineConfig::default(), Rc::new(server));
+                let session = engine.open(TransportKind::WebSocket);
+                engine.receive(&session, engineio::packet::Packet::Message("0"));
+                frames(&session);
+                let header = "51-[\"bin\",{\"_placeholder\":true,\"num\":0}]";
+                engine.receive(&session, engineio::packet::Packet::Message(header));
+                assert!(frames(&session).is_empty());
+                let data = Bytes::from_static(&[1, 2, 3]);
+                engine.receive(&session, engineio::packet::Packet::Binary(data.clone()));
+                assert_eq!(
+                    frames(&session),
+                    vec![Frame::text(format!("4{header}")), Frame::Binary(data)]
+                );
+                // A binary message nobody announced is a protocol error.
+                engine.receive(&session, engineio::packet::Packet::Binary(Bytes::new()));
+                assert_eq!(session.close_reason(), Some(CloseReason::Forced));
+            })
+            .await;
+    }
+}

@@ -1,0 +1,118 @@
+//! Raw WebSocket bytes against the real binary: a WebSocket-only session, the upgrade of a
+//! polling session, and the message size limit.
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{Gateway, http};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+type Ws = WebSocket<TcpStream>;
+
+fn open_ws(gateway: &Gateway, query: &str) -> Ws {
+    let stream = TcpStream::connect(&gateway.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket{query}",
+        gateway.addr
+    );
+    let (ws, response) = tungstenite::client::client(url, stream).expect("websocket handshake");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+fn read_text(ws: &mut Ws) -> String {
+    loop {
+        match ws.read().expect("read") {
+            Message::Text(text) => return text.as_str().to_owned(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn websocket_session_chats_and_enforces_max_payload() {
+    let gateway = Gateway::start(
+        "ws-raw",
+        &["--max-payload", "2000", "--max-message-bytes", "1000"],
+    );
+    let mut ws = open_ws(&gateway, "");
+    let open = read_text(&mut ws);
+    assert!(open.starts_with("0{\"sid\":\""), "{open}");
+    assert!(open.contains("\"upgrades\":[]"), "{open}");
+    ws.send(Message::text("40")).unwrap();
+    assert!(read_text(&mut ws).starts_with("40{\"sid\":\""));
+    ws.send(Message::text("421[\"chat message\",\"over ws\",\"o-1\"]"))
+        .unwrap();
+    assert_eq!(read_text(&mut ws), "42[\"chat message\",\"over ws\",1]");
+    assert_eq!(read_text(&mut ws), "431[]");
+    // The same client offset again: acked, not stored or broadcast again.
+    ws.send(Message::text("422[\"chat message\",\"over ws\",\"o-1\"]"))
+        .unwrap();
+    assert_eq!(read_text(&mut ws), "432[]");
+
+    ws.send(Message::text(format!(
+        "42[\"chat message\",\"{}\"]",
+        "x".repeat(3000)
+    )))
+    .unwrap();
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(frame))) => {
+                assert_eq!(frame.code, CloseCode::Size);
+                break;
+            }
+            Ok(Message::Close(None)) => panic!("closed without the 1009 code"),
+            Ok(_) => continue,
+            Err(error) => panic!("no close frame: {error}"),
+        }
+    }
+    assert_eq!(http(&gateway.addr, "GET", "/", &[], b"").status, 200);
+}
+
+#[test]
+fn polling_session_upgrades_to_websocket() {
+    let gateway = Gateway::start("ws-upgrade", &[]);
+    let base = "/socket.io/?EIO=4&transport=polling";
+    let open = http(&gateway.addr, "GET", base, &[], b"").text();
+    let sid = open[9..].split('"').next().unwrap().to_owned();
+    let path = format!("{base}&sid={sid}");
+    assert_eq!(http(&gateway.addr, "POST", &path, &[], b"40").text(), "ok");
+    assert!(
+        http(&gateway.addr, "GET", &path, &[], b"")
+            .text()
+            .starts_with("40{")
+    );
+
+    // A GET is pending while the probe runs: it is released with a noop.
+    let addr = gateway.addr.clone();
+    let pending_path = path.clone();
+    let pending = std::thread::spawn(move || http(&addr, "GET", &pending_path, &[], b"").text());
+    std::thread::sleep(Duration::from_millis(200));
+    let mut ws = open_ws(&gateway, &format!("&sid={sid}"));
+    ws.send(Message::text("2probe")).unwrap();
+    assert_eq!(read_text(&mut ws), "3probe");
+    assert_eq!(pending.join().unwrap(), "6");
+    ws.send(Message::text("5")).unwrap();
+
+    ws.send(Message::text("421[\"chat message\",\"upgraded\"]"))
+        .unwrap();
+    assert_eq!(read_text(&mut ws), "42[\"chat message\",\"upgraded\",1]");
+    assert_eq!(read_text(&mut ws), "431[]");
+    // Polling is over for this session, but the session itself goes on.
+    let refused = http(&gateway.addr, "GET", &path, &[], b"");
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.text(), "{\"code\":3,\"message\":\"Bad request\"}");
+    ws.send(Message::text("42[\"chat message\",\"still upgraded\"]"))
+        .unwrap();
+    assert_eq!(
+        read_text(&mut ws),
+        "42[\"chat message\",\"still upgraded\",2]"
+    );
+}
