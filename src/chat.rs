@@ -42,7 +42,8 @@ struct Waiting {
 /// The chat on the main namespace.
 pub struct Chat {
     config: ChatConfig,
-    store: Store,
+    /// `None` once closed at shutdown.
+    store: RefCell<Option<Store>>,
     waiting: RefCell<VecDeque<Waiting>>,
     namespace: OnceCell<Rc<Namespace>>,
 }
@@ -51,7 +52,7 @@ impl Chat {
     pub fn new(config: ChatConfig, store: Store) -> Rc<Chat> {
         Rc::new(Chat {
             config,
-            store,
+            store: RefCell::new(Some(store)),
             waiting: RefCell::new(VecDeque::new()),
             namespace: OnceCell::new(),
         })
@@ -62,9 +63,13 @@ impl Chat {
         let _ = self.namespace.set(namespace);
     }
 
-    /// Stops the store after its queued commits, checkpointing the WAL.
-    pub fn into_store(self: Rc<Self>) -> Option<Store> {
-        Rc::into_inner(self).map(|chat| chat.store)
+    /// Stops the store after its queued commits, checkpointing the WAL. Messages sent after
+    /// this are refused.
+    pub fn close_store(&self) {
+        let store = self.store.borrow_mut().take();
+        if let Some(store) = store {
+            store.close();
+        }
     }
 
     /// Broadcasts and acks stored messages as their transactions commit, in id order.
@@ -143,7 +148,13 @@ impl Chat {
             content: content.into_owned(),
             client_offset,
         };
-        match self.store.insert(insert) {
+        let stored = match self.store.borrow().as_ref() {
+            Some(store) => store.insert(insert),
+            None => Err(crate::store::StoreError(
+                "the gateway is shutting down".into(),
+            )),
+        };
+        match stored {
             Ok(()) => self.waiting.borrow_mut().push_back(Waiting {
                 socket: Rc::downgrade(socket),
                 ack: event.ack,

@@ -82,9 +82,6 @@ pub async fn run(
     }
     commits.abort();
     let _ = commits.await;
-    drop(engine);
-    if let Some(store) = chat.into_store() {
-        store.close();
-    }
+    chat.close_store();
     Ok(())
 }

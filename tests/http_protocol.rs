@@ -333,7 +333,17 @@ fn abandoned_polling_sessions_are_reaped() {
 #[test]
 fn sigterm_stops_cleanly() {
     let gateway = Gateway::start("http-sigterm", &[]);
-    connect(&gateway);
+    let sid = connect(&gateway);
+    let path = format!("{BASE}&sid={sid}");
+    post(&gateway, &path, "421[\"chat message\",\"kept\"]");
+    poll_until(&gateway, &path, "431[]");
+    let wal = gateway.dir.join("chat.db-wal");
+    assert!(wal.exists(), "WAL mode");
     let status = gateway.stop();
     assert!(status.success(), "{status}");
+    // A clean stop checkpoints the WAL into the database file.
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "WAL not checkpointed"
+    );
 }

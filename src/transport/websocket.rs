@@ -164,10 +164,11 @@ async fn run(engine: &Engine, mut socket: Socket, session: &Rc<Session>) {
         tokio::select! {
             message = socket.next() => {
                 if let Err(reason) = receive(engine, session, message) {
-                    if reason == CloseReason::TransportError {
-                        let frame = CloseFrame { code: CloseCode::Size, reason: "".into() };
-                        let _ = socket.close(Some(frame)).await;
-                    }
+                    // Answers the client's close frame, or says why the server closes (1009
+                    // for an oversize message); on a broken connection this fails harmlessly.
+                    let frame = (reason == CloseReason::TransportError)
+                        .then(|| CloseFrame { code: CloseCode::Size, reason: "".into() });
+                    let _ = socket.close(frame).await;
                     session.close(reason);
                     return;
                 }
