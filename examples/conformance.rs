@@ -87,6 +87,8 @@ fn main() {
     };
     let socketio_config = SocketIoConfig {
         connect_timeout: Duration::from_millis(1000),
+        // The suite expects a CONNECT reply with `sid` only.
+        recovery_window: None,
         ..SocketIoConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -1,6 +1,6 @@
 //! The chat application: `chat message` → store → broadcast `('chat message', msg, id)` → ack.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
@@ -21,6 +21,11 @@ pub struct ChatConfig {
     pub max_message_bytes: usize,
     /// Longest client offset accepted, in bytes. Default 128.
     pub max_client_offset_bytes: usize,
+    /// Append the row id as a string offset to every broadcast, for connection state
+    /// recovery (socket.io's client keeps the last string argument). Default true.
+    pub recovery_offsets: bool,
+    /// Rows read from SQLite per replay step. Default 256.
+    pub replay_page: usize,
 }
 
 impl Default for ChatConfig {
@@ -28,6 +33,8 @@ impl Default for ChatConfig {
         ChatConfig {
             max_message_bytes: 16 * 1024,
             max_client_offset_bytes: 128,
+            recovery_offsets: true,
+            replay_page: 256,
         }
     }
 }
@@ -41,7 +48,13 @@ struct Waiting {
 
 /// The chat on the main namespace.
 pub struct Chat {
+    me: Weak<Chat>,
     config: ChatConfig,
+    /// Highest id broadcast so far (history counts as broadcast): replay is complete once a
+    /// socket has everything up to here, because later rows reach it as live broadcasts.
+    last_broadcast: Cell<i64>,
+    /// Replays running now.
+    replays: Cell<usize>,
     /// `None` once closed at shutdown.
     store: RefCell<Option<Store>>,
     waiting: RefCell<VecDeque<Waiting>>,
@@ -50,7 +63,10 @@ pub struct Chat {
 
 impl Chat {
     pub fn new(config: ChatConfig, store: Store) -> Rc<Chat> {
-        Rc::new(Chat {
+        Rc::new_cyclic(|me| Chat {
+            me: me.clone(),
+            last_broadcast: Cell::new(store.last_id_at_open()),
+            replays: Cell::new(0),
             config,
             store: RefCell::new(Some(store)),
             waiting: RefCell::new(VecDeque::new()),
@@ -86,10 +102,11 @@ impl Chat {
         let reply = waiting.and_then(|w| Some((w.socket.upgrade()?, w.ack?)));
         match committed.outcome {
             Outcome::Stored(id) => {
+                self.last_broadcast.set(id);
                 if let Some(namespace) = self.namespace.get() {
-                    namespace
-                        .hub()
-                        .broadcast(&chat_frame(&committed.insert.content, id));
+                    let offset = self.config.recovery_offsets;
+                    let frame = chat_frame(&committed.insert.content, id, offset);
+                    namespace.hub().broadcast_ordered(&frame, id);
                 }
                 if let Some((socket, ack)) = reply {
                     socket.ack(ack, "[]", &[]);
@@ -163,6 +180,70 @@ impl Chat {
         }
     }
 
+    /// Replays running now.
+    pub fn replays_in_progress(&self) -> usize {
+        self.replays.get()
+    }
+
+    /// Sends `socket` every stored message after `cursor`, page by page, as fast as the client
+    /// reads them, then lets live broadcasts through. Live broadcasts are held back from the
+    /// socket meanwhile; the seam is exact because broadcasts are numbered by row id: the
+    /// replay ends only once it has read up to the last broadcast id, and a broadcast that the
+    /// replay already sent (read just after its commit) is skipped by number.
+    async fn replay(self: Rc<Self>, socket: Rc<Socket>, mut cursor: i64) {
+        self.replays.set(self.replays.get() + 1);
+        let low_water = self.config.replay_page / 4;
+        loop {
+            if !socket.is_connected() {
+                break;
+            }
+            if cursor >= self.last_broadcast.get() {
+                socket.go_live(cursor);
+                break;
+            }
+            if !socket.session().wait_queue_below(low_water).await {
+                break;
+            }
+            let request = match self.store.borrow().as_ref() {
+                Some(store) => store.request_page(cursor, self.config.replay_page),
+                None => break,
+            };
+            let rows = match request {
+                Ok(request) => request.rows().await,
+                Err(_) => break,
+            };
+            let rows = match rows {
+                Ok(rows) => rows,
+                Err(error) => {
+                    // A locked or failing database: try again shortly, the client waits.
+                    log::warn!(
+                        "socket {}: replay after {cursor} failed: {error}",
+                        socket.id()
+                    );
+                    tokio::time::sleep(REPLAY_RETRY).await;
+                    continue;
+                }
+            };
+            if !socket.is_connected() {
+                break;
+            }
+            let Some(last) = rows.last() else {
+                // Rows up to the last broadcast were removed behind our back: nothing to send.
+                socket.go_live(cursor);
+                break;
+            };
+            cursor = last.id;
+            for row in &rows {
+                socket.send_frame(chat_frame(
+                    &row.content,
+                    row.id,
+                    self.config.recovery_offsets,
+                ));
+            }
+        }
+        self.replays.set(self.replays.get() - 1);
+    }
+
     fn refuse(&self, socket: &Socket, event: &Event<'_>, reason: &str) {
         log::info!("socket {}: refused `{}`: {reason}", socket.id(), event.name);
         if let Some(ack) = event.ack {
@@ -172,8 +253,36 @@ impl Chat {
 }
 
 impl NamespaceHandler for Chat {
-    fn on_connect(&self, socket: &Rc<Socket>, _auth: &str) {
-        log::debug!("socket {} connected", socket.id());
+    fn accepts_offset(&self, offset: &str) -> bool {
+        offset.parse::<i64>().is_ok_and(|id| id >= 0)
+    }
+
+    fn on_connect(&self, socket: &Rc<Socket>, auth: &str) {
+        // A recovered socket resumes after the client's last offset; any other starts after
+        // `auth.serverOffset`. Clamped to what exists, so a client that remembers more than
+        // this database holds (say, after a reset) still gets new messages.
+        let after = match socket.recovered_offset() {
+            Some(offset) => offset.parse().unwrap_or(0),
+            None => server_offset(auth),
+        };
+        let after = after.min(self.last_broadcast.get());
+        log::debug!(
+            "socket {} connected{}, replaying after {after}",
+            socket.id(),
+            if socket.recovered() {
+                " (recovered)"
+            } else {
+                ""
+            }
+        );
+        if after >= self.last_broadcast.get() {
+            socket.go_live(after);
+            return;
+        }
+        socket.hold_broadcasts();
+        if let Some(chat) = self.me.upgrade() {
+            tokio::task::spawn_local(chat.replay(socket.clone(), after));
+        }
     }
 
     fn on_event(&self, socket: &Rc<Socket>, event: Event<'_>) {
@@ -189,6 +298,26 @@ impl NamespaceHandler for Chat {
     }
 }
 
+/// Pause before retrying a replay read that failed.
+const REPLAY_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `auth.serverOffset` as a row id: a number or a numeric string; missing, negative or
+/// anything else means 0 (everything).
+pub fn server_offset(auth: &str) -> i64 {
+    let Some(raw) = json::object_get(auth, "serverOffset") else {
+        return 0;
+    };
+    let text = match json::kind(raw) {
+        Kind::Number => std::borrow::Cow::Borrowed(raw),
+        Kind::String => match json::unescape(raw) {
+            Ok(text) => text,
+            Err(_) => return 0,
+        },
+        _ => return 0,
+    };
+    text.trim().parse::<i64>().map_or(0, |n| n.max(0))
+}
+
 /// Acks with `[{"error": reason}]`.
 fn ack_error(socket: &Socket, ack: u64, reason: &str) {
     let mut args = String::from("[{\"error\":");
@@ -197,13 +326,20 @@ fn ack_error(socket: &Socket, ack: u64, reason: &str) {
     socket.ack(ack, &args, &[]);
 }
 
-/// `42["chat message",<content>,<id>]`, encoded once per broadcast.
-pub fn chat_frame(content: &str, id: i64) -> Frame {
-    let mut text = String::with_capacity(content.len() + 40);
+/// `42["chat message",<content>,<id>]`, with `,"<id>"` appended as the recovery offset when
+/// `offset` is set; encoded once per broadcast.
+pub fn chat_frame(content: &str, id: i64, offset: bool) -> Frame {
+    let id = itoa(id);
+    let mut text = String::with_capacity(content.len() + 64);
     text.push_str("42[\"chat message\",");
     json::write_string(&mut text, content);
     text.push(',');
-    text.push_str(itoa(id).as_str());
+    text.push_str(&id);
+    if offset {
+        text.push_str(",\"");
+        text.push_str(&id);
+        text.push('"');
+    }
     text.push(']');
     Frame::text(text)
 }
@@ -222,8 +358,28 @@ mod tests {
     #[test]
     fn encodes_broadcast_frame() {
         assert_eq!(
-            chat_frame("hi \"you\"\n", 42),
+            chat_frame("hi \"you\"\n", 42, false),
             Frame::text("42[\"chat message\",\"hi \\\"you\\\"\\n\",42]")
         );
+        assert_eq!(
+            chat_frame("x", 7, true),
+            Frame::text("42[\"chat message\",\"x\",7,\"7\"]")
+        );
+    }
+
+    #[test]
+    fn reads_server_offset() {
+        for (auth, offset) in [
+            ("{\"serverOffset\":12}", 12),
+            ("{\"serverOffset\":\"34\"}", 34),
+            ("{\"serverOffset\":-5}", 0),
+            ("{\"serverOffset\":\"abc\"}", 0),
+            ("{\"serverOffset\":1.5}", 0),
+            ("{\"serverOffset\":null}", 0),
+            ("{\"serverOffset\":99999999999999999999999}", 0),
+            ("{}", 0),
+        ] {
+            assert_eq!(server_offset(auth), offset, "{auth}");
+        }
     }
 }

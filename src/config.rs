@@ -78,6 +78,8 @@ Options (each also read from the environment variable shown):
   --connect-timeout MS       time to join a namespace [EMBERCHAT_CONNECT_TIMEOUT] (default 45000)
   --max-payload BYTES        largest packet body [EMBERCHAT_MAX_PAYLOAD] (default 1000000)
   --max-message-bytes BYTES  longest chat message [EMBERCHAT_MAX_MESSAGE_BYTES] (default 16384)
+  --recovery-window MS       connection state recovery window, 0 = off
+                             [EMBERCHAT_RECOVERY_WINDOW] (default 120000)
   --log-level LEVEL          error, warn, info, debug or trace [EMBERCHAT_LOG_LEVEL] (default info)
   -h, --help                 print this help
   -V, --version              print the version
@@ -94,6 +96,7 @@ const OPTIONS: &[(&str, &str)] = &[
     ("connect-timeout", "EMBERCHAT_CONNECT_TIMEOUT"),
     ("max-payload", "EMBERCHAT_MAX_PAYLOAD"),
     ("max-message-bytes", "EMBERCHAT_MAX_MESSAGE_BYTES"),
+    ("recovery-window", "EMBERCHAT_RECOVERY_WINDOW"),
     ("log-level", "EMBERCHAT_LOG_LEVEL"),
 ];
 
@@ -155,6 +158,11 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
         "connect-timeout" => config.socketio.connect_timeout = millis(value)?,
         "max-payload" => config.engine.max_payload = number(value)?,
         "max-message-bytes" => config.chat.max_message_bytes = number(value)?,
+        "recovery-window" => {
+            let window = millis(value)?;
+            config.socketio.recovery_window = (!window.is_zero()).then_some(window);
+            config.chat.recovery_offsets = !window.is_zero();
+        }
         "log-level" => {
             config.log_level = value
                 .parse()
@@ -237,6 +245,14 @@ mod tests {
         assert_eq!(config.engine.max_payload, 1_000_000);
         assert_eq!(config.socketio.connect_timeout, Duration::from_secs(45));
         assert_eq!(config.synchronous, Synchronous::Full);
+        assert_eq!(
+            config.socketio.recovery_window,
+            Some(Duration::from_secs(120))
+        );
+        assert!(config.chat.recovery_offsets);
+        let off = run(&["--recovery-window", "0"], &[]).unwrap();
+        assert_eq!(off.socketio.recovery_window, None);
+        assert!(!off.chat.recovery_offsets);
     }
 
     #[test]

@@ -60,6 +60,14 @@ impl Hub {
         }
     }
 
+    /// Queues `frame`, numbered `seq`, to every socket that is live and does not have it yet
+    /// (see [`Socket::offer`]). Used for the chat's stored messages, numbered by row id.
+    pub fn broadcast_ordered(&self, frame: &Frame, seq: i64) {
+        for socket in self.slots.borrow().iter().flatten() {
+            socket.offer(frame, seq);
+        }
+    }
+
     /// A snapshot of the connected sockets.
     pub fn sockets(&self) -> Vec<Rc<Socket>> {
         self.slots.borrow().iter().flatten().cloned().collect()

@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, ErrorCode, params};
 use tokio::sync::mpsc as async_mpsc;
+use tokio::sync::oneshot;
 
 /// SQLite's `synchronous` setting for the WAL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,14 +108,41 @@ pub struct Committed {
     pub outcome: Outcome,
 }
 
+/// A stored message, as replay reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub id: i64,
+    pub content: String,
+}
+
+type PageReply = oneshot::Sender<Result<Vec<Row>, StoreError>>;
+
+/// A page read on its way; see [`Store::request_page`].
+pub struct PageRequest(oneshot::Receiver<Result<Vec<Row>, StoreError>>);
+
+impl PageRequest {
+    pub async fn rows(self) -> Result<Vec<Row>, StoreError> {
+        self.0
+            .await
+            .map_err(|_| StoreError("the store has stopped".into()))?
+    }
+}
+
 enum Command {
     Insert(Insert),
+    /// Up to `limit` rows with `id > after`, in id order.
+    Page {
+        after: i64,
+        limit: usize,
+        reply: PageReply,
+    },
 }
 
 /// The handle the event loop holds; dropping it (or [`Store::close`]) stops the thread.
 pub struct Store {
     commands: Option<mpsc::Sender<Command>>,
     thread: Option<JoinHandle<()>>,
+    last_id_at_open: i64,
 }
 
 impl Store {
@@ -124,6 +152,11 @@ impl Store {
         config: StoreConfig,
     ) -> Result<(Store, async_mpsc::UnboundedReceiver<Vec<Committed>>), StoreError> {
         let connection = open_connection(&config)?;
+        let last_id_at_open = connection
+            .query_row("SELECT coalesce(max(id), 0) FROM messages", [], |row| {
+                row.get(0)
+            })
+            .map_err(|e| describe(&config.path, e))?;
         let (commands, command_rx) = mpsc::channel();
         let (results, result_rx) = async_mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
@@ -134,6 +167,7 @@ impl Store {
             Store {
                 commands: Some(commands),
                 thread: Some(thread),
+                last_id_at_open,
             },
             result_rx,
         ))
@@ -145,6 +179,30 @@ impl Store {
             .as_ref()
             .and_then(|c| c.send(Command::Insert(insert)).ok())
             .ok_or_else(|| StoreError("the store has stopped".into()))
+    }
+
+    /// The highest id stored when the database was opened (0 when empty).
+    pub fn last_id_at_open(&self) -> i64 {
+        self.last_id_at_open
+    }
+
+    /// Asks for up to `limit` rows with `id > after`, in id order. The read runs on the store
+    /// thread after the inserts queued before it; await [`PageRequest::rows`] for the answer
+    /// (the request does not borrow the store).
+    pub fn request_page(&self, after: i64, limit: usize) -> Result<PageRequest, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .as_ref()
+            .and_then(|c| {
+                c.send(Command::Page {
+                    after,
+                    limit,
+                    reply,
+                })
+                .ok()
+            })
+            .ok_or_else(|| StoreError("the store has stopped".into()))?;
+        Ok(PageRequest(answer))
     }
 
     /// Finishes queued commits, checkpoints the WAL and closes the database.
@@ -227,15 +285,31 @@ fn writer(
                 Err(_) => break,
             }
         }
-        let inserts: Vec<Insert> = batch
-            .drain(..)
-            .map(|command| match command {
-                Command::Insert(insert) => insert,
-            })
-            .collect();
-        let committed = write_batch(&mut connection, inserts);
-        if results.send(committed).is_err() {
-            break;
+        let mut inserts = Vec::new();
+        let mut pages = Vec::new();
+        for command in batch.drain(..) {
+            match command {
+                Command::Insert(insert) => inserts.push(insert),
+                Command::Page {
+                    after,
+                    limit,
+                    reply,
+                } => pages.push((after, limit, reply)),
+            }
+        }
+        if !inserts.is_empty() {
+            let committed = write_batch(&mut connection, inserts);
+            if results.send(committed).is_err() {
+                break;
+            }
+        }
+        for (after, limit, reply) in pages {
+            let rows = read_page(&connection, after, limit).map_err(StoreError::from);
+            if let Err(error) = &rows {
+                log::warn!("reading messages after {after} failed: {error}");
+            }
+            // The reader may have gone (its client disconnected): nothing to do then.
+            let _ = reply.send(rows);
         }
     }
     if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
@@ -247,6 +321,22 @@ fn writer(
     if let Err((_, error)) = connection.close() {
         log::warn!("closing the database failed: {}", StoreError::from(error));
     }
+}
+
+fn read_page(
+    connection: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<Row>, rusqlite::Error> {
+    let mut statement = connection
+        .prepare_cached("SELECT id, content FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+    let rows = statement.query_map(params![after, limit as i64], |row| {
+        Ok(Row {
+            id: row.get(0)?,
+            content: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+        })
+    })?;
+    rows.collect()
 }
 
 /// Writes `inserts` in one transaction. On any failure the transaction is rolled back and

@@ -201,8 +201,8 @@ fn polling_handshake_and_chat_bytes() {
     assert_eq!(
         packets,
         [
-            "42[\"chat message\",\"raw \\\"hi\\\"\",1]",
-            "42[\"chat message\",\"two\",2]",
+            "42[\"chat message\",\"raw \\\"hi\\\"\",1,\"1\"]",
+            "42[\"chat message\",\"two\",2,\"2\"]",
             "431[]"
         ]
     );

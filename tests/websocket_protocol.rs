@@ -50,7 +50,10 @@ fn websocket_session_chats_and_enforces_max_payload() {
     assert!(read_text(&mut ws).starts_with("40{\"sid\":\""));
     ws.send(Message::text("421[\"chat message\",\"over ws\",\"o-1\"]"))
         .unwrap();
-    assert_eq!(read_text(&mut ws), "42[\"chat message\",\"over ws\",1]");
+    assert_eq!(
+        read_text(&mut ws),
+        "42[\"chat message\",\"over ws\",1,\"1\"]"
+    );
     assert_eq!(read_text(&mut ws), "431[]");
     // The same client offset again: acked, not stored or broadcast again.
     ws.send(Message::text("422[\"chat message\",\"over ws\",\"o-1\"]"))
@@ -103,7 +106,10 @@ fn polling_session_upgrades_to_websocket() {
 
     ws.send(Message::text("421[\"chat message\",\"upgraded\"]"))
         .unwrap();
-    assert_eq!(read_text(&mut ws), "42[\"chat message\",\"upgraded\",1]");
+    assert_eq!(
+        read_text(&mut ws),
+        "42[\"chat message\",\"upgraded\",1,\"1\"]"
+    );
     assert_eq!(read_text(&mut ws), "431[]");
     // Polling is over for this session, but the session itself goes on.
     let refused = http(&gateway.addr, "GET", &path, &[], b"");
@@ -113,6 +119,6 @@ fn polling_session_upgrades_to_websocket() {
         .unwrap();
     assert_eq!(
         read_text(&mut ws),
-        "42[\"chat message\",\"still upgraded\",2]"
+        "42[\"chat message\",\"still upgraded\",2,\"2\"]"
     );
 }

@@ -74,6 +74,8 @@ pub struct Session {
     transport_wake: Notify,
     /// Wakes the heartbeat task on a pong or on close.
     heartbeat_wake: Notify,
+    /// Wakes producers waiting for the queue to drain (replay's flow control), and on close.
+    drain_wake: Notify,
     /// The application's per-session state, dropped on close to break the reference cycle.
     connection: RefCell<Option<Rc<dyn super::Connection>>>,
     /// Incremented on each outbound frame, for diagnostics and tests.
@@ -96,6 +98,7 @@ impl Session {
             }),
             transport_wake: Notify::new(),
             heartbeat_wake: Notify::new(),
+            drain_wake: Notify::new(),
             connection: RefCell::new(None),
             frames_sent: Cell::new(0),
         }
@@ -136,7 +139,26 @@ impl Session {
 
     /// Takes every queued frame, for the transport to write.
     pub fn take_queued(&self, into: &mut Vec<Frame>) {
+        let before = into.len();
         into.extend(self.state.borrow_mut().queue.drain(..));
+        if into.len() > before {
+            self.drain_wake.notify_waiters();
+        }
+    }
+
+    /// Waits until at most `low_water` frames are queued. Returns false once the session is
+    /// closed. Lets a producer (replay) pace itself to what the client actually reads.
+    pub async fn wait_queue_below(&self, low_water: usize) -> bool {
+        loop {
+            if self.is_closed() {
+                return false;
+            }
+            if self.queued() <= low_water {
+                return true;
+            }
+            // Single-threaded: nothing can drain the queue between the check and this wait.
+            self.drain_wake.notified().await;
+        }
     }
 
     pub(crate) fn connection(&self) -> Option<Rc<dyn super::Connection>> {
@@ -174,6 +196,7 @@ impl Session {
         }
         self.transport_wake.notify_one();
         self.heartbeat_wake.notify_one();
+        self.drain_wake.notify_waiters();
         true
     }
 
@@ -199,7 +222,10 @@ impl Session {
     pub fn poll(&self) -> PollReply {
         let mut state = self.state.borrow_mut();
         if !state.queue.is_empty() {
-            return PollReply::Frames(state.queue.drain(..).collect());
+            let frames = state.queue.drain(..).collect();
+            drop(state);
+            self.drain_wake.notify_waiters();
+            return PollReply::Frames(frames);
         }
         match state.closed {
             // The client closed (a close packet in a POST): release its GET with a noop, as

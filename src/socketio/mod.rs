@@ -4,6 +4,7 @@
 //! calls the application's [`NamespaceHandler`]s; `socket` is what the application holds.
 
 pub mod packet;
+pub mod recovery;
 pub mod server;
 pub mod socket;
 

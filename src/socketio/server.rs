@@ -8,8 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::packet::{self, Packet, PacketType};
+use super::recovery::Recovery;
 use super::socket::Socket;
-use crate::engineio::{self, CloseReason, Frame, Message, Session};
+use crate::engineio::{self, CloseReason, Frame, Message, Session, Sid};
 use crate::hub::Hub;
 use crate::json;
 
@@ -20,6 +21,10 @@ pub struct SocketIoConfig {
     pub connect_timeout: Duration,
     /// Most binary attachments one packet may announce. Default 10.
     pub max_attachments: usize,
+    /// Connection state recovery: how long a disconnected client may come back and resume
+    /// its socket (socket.io's `maxDisconnectionDuration`). `None` disables it, and the
+    /// CONNECT reply then carries no `pid`. Default 120 s.
+    pub recovery_window: Option<Duration>,
 }
 
 impl Default for SocketIoConfig {
@@ -27,6 +32,7 @@ impl Default for SocketIoConfig {
         SocketIoConfig {
             connect_timeout: Duration::from_millis(45_000),
             max_attachments: 10,
+            recovery_window: Some(Duration::from_secs(120)),
         }
     }
 }
@@ -59,7 +65,14 @@ pub trait NamespaceHandler {
         Ok(())
     }
 
-    /// The socket joined (its CONNECT reply has been queued).
+    /// Whether a recovery offset sent by a client is one this application could have given
+    /// out; recovery fails (the client gets a new session) when it is not.
+    fn accepts_offset(&self, _offset: &str) -> bool {
+        true
+    }
+
+    /// The socket joined (its CONNECT reply has been queued). When it resumed a disconnected
+    /// socket, [`Socket::recovered_offset`] says where the client left off.
     fn on_connect(&self, socket: &Rc<Socket>, auth: &str);
 
     fn on_event(&self, socket: &Rc<Socket>, event: Event<'_>);
@@ -88,6 +101,7 @@ impl Namespace {
 struct Shared {
     namespaces: HashMap<String, Rc<Namespace>>,
     config: SocketIoConfig,
+    recovery: Option<Recovery>,
 }
 
 /// The Socket.IO layer; give it to an [`engineio::Engine`] as its handler.
@@ -100,6 +114,7 @@ impl Server {
         Server {
             shared: Rc::new(Shared {
                 namespaces: HashMap::new(),
+                recovery: config.recovery_window.map(Recovery::new),
                 config,
             }),
         }
@@ -232,21 +247,75 @@ impl Client {
         if let Err(message) = namespace.handler.authorize(auth) {
             return self.connect_error(nsp, &message);
         }
+        let now = tokio::time::Instant::now();
+        let recovered = self.recover(&namespace, auth, now);
+        let recovery = self.shared.recovery.as_ref();
+        let (sid, pid) = match &recovered {
+            Some((sid, pid, _)) => (sid.clone(), Some(pid.clone())),
+            None => (Sid::random(), recovery.map(|_| Sid::random())),
+        };
         let socket = Rc::new(Socket::new(
             namespace.clone(),
             self.session.clone(),
             self.me.clone(),
+            sid,
+            pid,
         ));
-        let mut reply = String::with_capacity(40);
+        if let Some((_, _, offset)) = recovered {
+            socket.set_recovered_offset(offset);
+        }
+        let mut reply = String::with_capacity(64);
         reply.push_str("{\"sid\":");
         json::write_string(&mut reply, socket.id());
+        if let Some(pid) = socket.pid() {
+            reply.push_str(",\"pid\":");
+            json::write_string(&mut reply, pid);
+        }
         reply.push('}');
         let text = packet::encode(PacketType::Connect, nsp, None, Some(&reply), 0);
         self.session.send(Frame::text(text));
         socket.set_connected(true);
         socket.slot.set(namespace.hub.insert(socket.clone()));
         self.sockets.borrow_mut().push(socket.clone());
+        if let Some(recovery) = recovery {
+            recovery.connected(&socket, now);
+        }
         namespace.handler.on_connect(&socket, auth);
+    }
+
+    /// Tries to resume a disconnected socket from the `pid` and `offset` the client merged
+    /// into its CONNECT auth. Returns the old socket id, the pid and the offset on success.
+    fn recover(
+        &self,
+        namespace: &Namespace,
+        auth: &str,
+        now: tokio::time::Instant,
+    ) -> Option<(Sid, Sid, String)> {
+        let recovery = self.shared.recovery.as_ref()?;
+        let pid = json::object_get(auth, "pid").filter(|v| json::kind(v) == json::Kind::String)?;
+        let pid = json::unescape(pid).ok()?;
+        let offset =
+            json::object_get(auth, "offset").filter(|v| json::kind(v) == json::Kind::String)?;
+        let offset = json::unescape(offset).ok()?.into_owned();
+        if !namespace.handler.accepts_offset(&offset) {
+            log::debug!(
+                "session {}: recovery offset {offset:?} refused",
+                self.session.sid()
+            );
+            return None;
+        }
+        // The old transport may not have noticed yet that the client is gone: close it, which
+        // turns its socket into a recoverable disconnection.
+        if let Some(stale) = recovery.live_socket(&pid, namespace.name()) {
+            log::debug!(
+                "socket {}: closing its stale session for recovery",
+                stale.id()
+            );
+            stale.session().close(CloseReason::Forced);
+        }
+        let sid = recovery.take(&pid, namespace.name(), now)?;
+        log::debug!("socket {sid}: recovered from offset {offset}");
+        Some((sid, Sid::parse(&pid)?, offset))
     }
 
     fn connect_error(&self, nsp: &str, message: &str) {
@@ -263,6 +332,9 @@ impl Client {
         socket.set_connected(false);
         let namespace = socket.namespace().clone();
         namespace.hub.remove(socket.slot.get());
+        if let Some(recovery) = &self.shared.recovery {
+            recovery.disconnected(socket, reason, tokio::time::Instant::now());
+        }
         namespace.handler.on_disconnect(socket, reason);
     }
 
@@ -318,10 +390,7 @@ impl engineio::Connection for Client {
     fn on_close(&self, reason: CloseReason) {
         let sockets = std::mem::take(&mut *self.sockets.borrow_mut());
         for socket in sockets {
-            socket.set_connected(false);
-            let namespace = socket.namespace().clone();
-            namespace.hub.remove(socket.slot.get());
-            namespace.handler.on_disconnect(&socket, reason.as_str());
+            self.remove_socket(&socket, reason.as_str());
         }
     }
 }

@@ -1,6 +1,6 @@
 //! A client's membership of one namespace, as the application sees it.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use bytes::Bytes;
@@ -12,12 +12,20 @@ use crate::engineio::{Frame, Session, Sid};
 /// One connected Socket.IO socket.
 pub struct Socket {
     id: Sid,
+    /// Private id for connection state recovery (sent in the CONNECT reply only).
+    pid: Option<Sid>,
+    /// The offset the client gave when its session was recovered.
+    recovered_offset: RefCell<Option<String>>,
     namespace: Rc<Namespace>,
     session: Rc<Session>,
     client: Weak<Client>,
     /// Position in the namespace's hub while connected.
     pub(crate) slot: Cell<usize>,
     connected: Cell<bool>,
+    /// Whether ordered broadcasts reach this socket now (false while it catches up).
+    live: Cell<bool>,
+    /// Sequence number of the last ordered broadcast queued to it.
+    delivered: Cell<i64>,
 }
 
 impl Socket {
@@ -25,14 +33,64 @@ impl Socket {
         namespace: Rc<Namespace>,
         session: Rc<Session>,
         client: Weak<Client>,
+        id: Sid,
+        pid: Option<Sid>,
     ) -> Self {
         Socket {
-            id: Sid::random(),
+            id,
+            pid,
+            recovered_offset: RefCell::new(None),
             namespace,
             session,
             client,
             slot: Cell::new(usize::MAX),
             connected: Cell::new(false),
+            live: Cell::new(true),
+            delivered: Cell::new(i64::MIN),
+        }
+    }
+
+    pub(crate) fn pid(&self) -> Option<&Sid> {
+        self.pid.as_ref()
+    }
+
+    pub(crate) fn set_recovered_offset(&self, offset: String) {
+        *self.recovered_offset.borrow_mut() = Some(offset);
+    }
+
+    /// True when this socket resumed a disconnected one (socket.io's `socket.recovered`).
+    pub fn recovered(&self) -> bool {
+        self.recovered_offset.borrow().is_some()
+    }
+
+    /// The offset the client sent with its recovered session: the last broadcast it got.
+    pub fn recovered_offset(&self) -> Option<String> {
+        self.recovered_offset.borrow().clone()
+    }
+
+    /// Stops ordered broadcasts to this socket until [`Socket::go_live`]: the application
+    /// then sends it what it missed itself (a replay).
+    pub fn hold_broadcasts(&self) {
+        self.live.set(false);
+    }
+
+    /// Resumes ordered broadcasts after `delivered`: later ones reach the socket, earlier
+    /// ones (which the replay already sent) do not.
+    pub fn go_live(&self, delivered: i64) {
+        self.delivered.set(delivered);
+        self.live.set(true);
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live.get()
+    }
+
+    /// Queues an ordered broadcast numbered `seq` unless the socket is catching up or already
+    /// has it. Sequence numbers increase, so a socket never gets one twice or out of order.
+    pub(crate) fn offer(&self, frame: &Frame, seq: i64) {
+        if self.live.get() && seq > self.delivered.get() {
+            self.delivered.set(seq);
+            self.session.send(frame.clone());
         }
     }
 
