@@ -14,7 +14,7 @@ BUNDLE_DIR := target/client-bundle
 BUNDLE := $(BUNDLE_DIR)/VERSION
 BIN := target/release/emberchat
 
-.PHONY: all build run bundle test test-deps lint fmt conformance clean
+.PHONY: all build run bundle test test-deps lint fmt conformance bench clean
 
 all: build
 
@@ -75,6 +75,11 @@ fmt:
 # The official Engine.IO / Socket.IO protocol suites run against this server (see README).
 conformance:
 	$(CARGO) run --release --locked --example conformance
+
+# Benchmarks (bench/run.sh): release binary and the raw-WebSocket load generator.
+bench: build
+	$(CARGO) build --release --locked --example loadgen
+	bash bench/run.sh
 
 clean:
 	$(CARGO) clean

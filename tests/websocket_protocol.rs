@@ -3,38 +3,11 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Gateway, http};
+use common::{Gateway, http, open_ws, read_text};
+use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::{Message, WebSocket};
-
-type Ws = WebSocket<TcpStream>;
-
-fn open_ws(gateway: &Gateway, query: &str) -> Ws {
-    let stream = TcpStream::connect(&gateway.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let url = format!(
-        "ws://{}/socket.io/?EIO=4&transport=websocket{query}",
-        gateway.addr
-    );
-    let (ws, response) = tungstenite::client::client(url, stream).expect("websocket handshake");
-    assert_eq!(response.status(), 101);
-    ws
-}
-
-fn read_text(ws: &mut Ws) -> String {
-    loop {
-        match ws.read().expect("read") {
-            Message::Text(text) => return text.as_str().to_owned(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
 
 #[test]
 fn websocket_session_chats_and_enforces_max_payload() {

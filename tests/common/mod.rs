@@ -3,6 +3,8 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+
+use tungstenite::{Message, WebSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,9 +41,14 @@ impl Gateway {
     pub fn start(name: &str, args: &[&str]) -> Gateway {
         let dir = scratch_dir(name);
         let db = dir.join("chat.db");
+        Gateway::start_at(dir, &db, args)
+    }
+
+    /// Starts on an existing (or new) database file; `dir` is the gateway's scratch folder.
+    pub fn start_at(dir: PathBuf, db: &Path, args: &[&str]) -> Gateway {
         let mut child = Command::new(env!("CARGO_BIN_EXE_emberchat"))
             .args(["--listen", "127.0.0.1:0", "--db"])
-            .arg(&db)
+            .arg(db)
             .args(["--log-level", "debug"])
             .args(args)
             .stdin(Stdio::null())
@@ -110,6 +117,12 @@ impl Gateway {
             self.log()
         );
         stdout.into_owned()
+    }
+
+    /// Kills the process with SIGKILL, as a power cut would (for the process, not the disk).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -254,4 +267,39 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
         data = &data[line_end + 4 + size..];
     }
+}
+
+pub type Ws = WebSocket<TcpStream>;
+
+/// Opens a raw Engine.IO WebSocket (`query` is appended, e.g. `&sid=...`).
+pub fn open_ws(gateway: &Gateway, query: &str) -> Ws {
+    let stream = TcpStream::connect(&gateway.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket{query}", gateway.addr);
+    let (ws, response) = tungstenite::client::client(url, stream).expect("websocket handshake");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// The next text message, skipping WebSocket pings and Engine.IO pings (answered).
+pub fn read_text(ws: &mut Ws) -> String {
+    loop {
+        match ws.read().expect("read") {
+            Message::Text(text) if text.as_str() == "2" => ws.send(Message::text("3")).unwrap(),
+            Message::Text(text) => return text.as_str().to_owned(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// A raw Socket.IO client on the main namespace: returns the socket and the CONNECT reply.
+pub fn socketio_ws(gateway: &Gateway, auth: &str) -> (Ws, String) {
+    let mut ws = open_ws(gateway, "");
+    let open = read_text(&mut ws);
+    assert!(open.starts_with("0{"), "{open}");
+    ws.send(Message::text(format!("40{auth}"))).unwrap();
+    let reply = read_text(&mut ws);
+    assert!(reply.starts_with("40{\"sid\":"), "{reply}");
+    (ws, reply)
 }

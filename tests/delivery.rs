@@ -1,0 +1,155 @@
+//! Server and client delivery with the official clients: offset replay, connection state
+//! recovery, duplicate client offsets, a large backlog with live traffic, and SIGKILL.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Gateway, js_script, node, python, repo, scratch_dir};
+
+#[test]
+fn replay_after_a_full_disconnect() {
+    let gateway = Gateway::start("replay", &[]);
+    gateway.run_client(&node(), &[&js_script("replay.mjs"), &gateway.url]);
+}
+
+#[test]
+fn python_replay_and_duplicate_offsets() {
+    let gateway = Gateway::start("replay-py", &[]);
+    let script = repo().join("tests/py/replay.py");
+    gateway.run_client(&python(), &[&script.display().to_string(), &gateway.url]);
+}
+
+#[test]
+fn recovery_after_a_dropped_transport() {
+    let gateway = Gateway::start("recovery-dropped", &[]);
+    gateway.run_client(&node(), &[&js_script("recovery.mjs"), &gateway.url, "dropped"]);
+}
+
+#[test]
+fn no_recovery_after_a_manual_disconnect() {
+    let gateway = Gateway::start("recovery-manual", &[]);
+    gateway.run_client(&node(), &[&js_script("recovery.mjs"), &gateway.url, "manual"]);
+}
+
+#[test]
+fn no_recovery_after_the_window() {
+    let gateway = Gateway::start("recovery-window", &["--recovery-window", "1000"]);
+    gateway.run_client(&node(), &[&js_script("recovery.mjs"), &gateway.url, "window"]);
+}
+
+#[test]
+fn recovery_closes_a_stale_session() {
+    let gateway = Gateway::start("recovery-stale", &[]);
+    gateway.run_client(&node(), &[&js_script("recovery.mjs"), &gateway.url, "stale"]);
+}
+
+#[test]
+fn duplicate_client_offsets_are_acked_but_stored_once() {
+    let gateway = Gateway::start("duplicates", &[]);
+    gateway.run_client(&node(), &[&js_script("duplicates.mjs"), &gateway.url]);
+    let db = rusqlite::Connection::open(gateway.dir.join("chat.db")).unwrap();
+    let (rows, distinct): (i64, i64) = db
+        .query_row("SELECT count(*), count(DISTINCT content) FROM messages", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(rows, distinct, "a message was stored twice");
+}
+
+#[test]
+fn page_reload_shows_the_history() {
+    let gateway = Gateway::start("browser-reload", &[]);
+    gateway.run_client(&node(), &[&js_script("browser_reload.mjs"), &gateway.url]);
+}
+
+#[test]
+fn backlog_of_100k_rows_with_live_messages_during_replay() {
+    const TOTAL: i64 = 100_000;
+    let dir = scratch_dir("backlog");
+    let db_path = dir.join("chat.db");
+    let mut db = rusqlite::Connection::open(&db_path).unwrap();
+    db.execute_batch(
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+         client_offset TEXT UNIQUE, content TEXT)",
+    )
+    .unwrap();
+    let transaction = db.transaction().unwrap();
+    {
+        let mut insert = transaction
+            .prepare("INSERT INTO messages (content) VALUES (?1)")
+            .unwrap();
+        for id in 1..=TOTAL {
+            insert.execute([format!("backlog-{id}")]).unwrap();
+        }
+    }
+    transaction.commit().unwrap();
+    drop(db);
+    let gateway = Gateway::start_at(dir, &db_path, &[]);
+    gateway.run_client(
+        &node(),
+        &[&js_script("backlog.mjs"), &gateway.url, &TOTAL.to_string()],
+    );
+}
+
+#[test]
+fn sigkill_mid_burst_loses_no_acked_message() {
+    let dir = scratch_dir("sigkill");
+    let db = dir.join("chat.db");
+    let acked_file = dir.join("acked.txt");
+    let gateway = Gateway::start_at(dir.clone(), &db, &[]);
+    let mut burst = Command::new(node())
+        .args([&js_script("burst.mjs"), &gateway.url])
+        .arg(&acked_file)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start burst.mjs");
+    // Kill the gateway once a good part of the burst is acked, while more is in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let acked = std::fs::read_to_string(&acked_file).unwrap_or_default();
+        if acked.lines().count() >= 500 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the burst did not get going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    gateway.kill();
+    assert!(burst.wait().unwrap().success(), "burst.mjs failed");
+    let acked: Vec<String> = std::fs::read_to_string(&acked_file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+
+    let restarted = Gateway::start_at(dir, &db, &[]);
+    let output = restarted.run_client(&node(), &[&js_script("collect.mjs"), &restarted.url]);
+    let last_line = output.lines().rev().find(|l| l.starts_with('[')).expect("JSON line");
+    let received = parse_pairs(last_line);
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for (_, text) in &received {
+        *count.entry(text.as_str()).or_default() += 1;
+    }
+    for text in &acked {
+        assert_eq!(count.get(text.as_str()), Some(&1), "acked {text} replayed {:?} times", count.get(text.as_str()));
+    }
+    assert!(count.values().all(|&n| n == 1), "a message was replayed twice");
+    assert!(received.windows(2).all(|w| w[0].0 < w[1].0), "ids not increasing");
+    println!("{} acked before SIGKILL, {} stored", acked.len(), received.len());
+}
+
+/// Parses `[[id,"text"],...]` as printed by collect.mjs (texts are plain ASCII here).
+fn parse_pairs(line: &str) -> Vec<(i64, String)> {
+    let inner = line.trim().trim_start_matches('[').trim_end_matches(']');
+    inner
+        .split("],[")
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let pair = pair.trim_matches(|c| c == '[' || c == ']');
+            let (id, text) = pair.split_once(',').expect("id,text");
+            (id.parse().expect("id"), text.trim_matches('"').to_owned())
+        })
+        .collect()
+}
