@@ -69,7 +69,9 @@ fn replay(addr: &str, expected: i64) -> Result<(), String> {
     let mut last = 0;
     while last < expected {
         let packet = next_text(&mut ws)?;
-        let Some(id) = message_id(&packet) else { continue };
+        let Some(id) = message_id(&packet) else {
+            continue;
+        };
         if id != last + 1 {
             return Err(format!("expected id {} after {last}, got {id}", last + 1));
         }

@@ -25,25 +25,37 @@ fn python_replay_and_duplicate_offsets() {
 #[test]
 fn recovery_after_a_dropped_transport() {
     let gateway = Gateway::start("recovery-dropped", &[]);
-    gateway.run_client(&node(), &[&js_script("recovery.mjs"), &gateway.url, "dropped"]);
+    gateway.run_client(
+        &node(),
+        &[&js_script("recovery.mjs"), &gateway.url, "dropped"],
+    );
 }
 
 #[test]
 fn no_recovery_after_a_manual_disconnect() {
     let gateway = Gateway::start("recovery-manual", &[]);
-    gateway.run_client(&node(), &[&js_script("recovery.mjs"), &gateway.url, "manual"]);
+    gateway.run_client(
+        &node(),
+        &[&js_script("recovery.mjs"), &gateway.url, "manual"],
+    );
 }
 
 #[test]
 fn no_recovery_after_the_window() {
     let gateway = Gateway::start("recovery-window", &["--recovery-window", "1000"]);
-    gateway.run_client(&node(), &[&js_script("recovery.mjs"), &gateway.url, "window"]);
+    gateway.run_client(
+        &node(),
+        &[&js_script("recovery.mjs"), &gateway.url, "window"],
+    );
 }
 
 #[test]
 fn recovery_closes_a_stale_session() {
     let gateway = Gateway::start("recovery-stale", &[]);
-    gateway.run_client(&node(), &[&js_script("recovery.mjs"), &gateway.url, "stale"]);
+    gateway.run_client(
+        &node(),
+        &[&js_script("recovery.mjs"), &gateway.url, "stale"],
+    );
 }
 
 #[test]
@@ -52,9 +64,11 @@ fn duplicate_client_offsets_are_acked_but_stored_once() {
     gateway.run_client(&node(), &[&js_script("duplicates.mjs"), &gateway.url]);
     let db = rusqlite::Connection::open(gateway.dir.join("chat.db")).unwrap();
     let (rows, distinct): (i64, i64) = db
-        .query_row("SELECT count(*), count(DISTINCT content) FROM messages", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT count(*), count(DISTINCT content) FROM messages",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!(rows, distinct, "a message was stored twice");
 }
@@ -126,18 +140,37 @@ fn sigkill_mid_burst_loses_no_acked_message() {
 
     let restarted = Gateway::start_at(dir, &db, &[]);
     let output = restarted.run_client(&node(), &[&js_script("collect.mjs"), &restarted.url]);
-    let last_line = output.lines().rev().find(|l| l.starts_with('[')).expect("JSON line");
+    let last_line = output
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('['))
+        .expect("JSON line");
     let received = parse_pairs(last_line);
     let mut count: HashMap<&str, usize> = HashMap::new();
     for (_, text) in &received {
         *count.entry(text.as_str()).or_default() += 1;
     }
     for text in &acked {
-        assert_eq!(count.get(text.as_str()), Some(&1), "acked {text} replayed {:?} times", count.get(text.as_str()));
+        assert_eq!(
+            count.get(text.as_str()),
+            Some(&1),
+            "acked {text} replayed {:?} times",
+            count.get(text.as_str())
+        );
     }
-    assert!(count.values().all(|&n| n == 1), "a message was replayed twice");
-    assert!(received.windows(2).all(|w| w[0].0 < w[1].0), "ids not increasing");
-    println!("{} acked before SIGKILL, {} stored", acked.len(), received.len());
+    assert!(
+        count.values().all(|&n| n == 1),
+        "a message was replayed twice"
+    );
+    assert!(
+        received.windows(2).all(|w| w[0].0 < w[1].0),
+        "ids not increasing"
+    );
+    println!(
+        "{} acked before SIGKILL, {} stored",
+        acked.len(),
+        received.len()
+    );
 }
 
 /// Parses `[[id,"text"],...]` as printed by collect.mjs (texts are plain ASCII here).

@@ -21,7 +21,10 @@ impl Tmpfs {
             .arg(dir)
             .status()
             .expect("run mount");
-        assert!(status.success(), "mounting a tmpfs needs root (CAP_SYS_ADMIN)");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CAP_SYS_ADMIN)"
+        );
         Tmpfs(dir.to_owned())
     }
 
@@ -73,7 +76,12 @@ fn full_disk_gives_error_acks_then_recovers() {
     let mut seen = Vec::new();
     let mut failed_at = None;
     for n in 1..=400 {
-        send(&mut writer, n, &format!("{n}-{filler}"), &format!("fill-{n}"));
+        send(
+            &mut writer,
+            n,
+            &format!("{n}-{filler}"),
+            &format!("fill-{n}"),
+        );
         let args = wait_ack(&mut writer, n, &mut seen);
         if args != "[]" {
             assert!(args.contains("full"), "{args}");
@@ -94,7 +102,12 @@ fn full_disk_gives_error_acks_then_recovers() {
     // Room again: the failed message, retried with its client offset, is stored once.
     tmpfs.resize("64m");
     let retry = failed_at + 1000;
-    send(&mut writer, retry, &format!("{failed_at}-{filler}"), &format!("fill-{failed_at}"));
+    send(
+        &mut writer,
+        retry,
+        &format!("{failed_at}-{filler}"),
+        &format!("fill-{failed_at}"),
+    );
     assert_eq!(wait_ack(&mut writer, retry, &mut seen), "[]");
     let expected = format!("42[\"chat message\",\"{failed_at}-x");
     let mut watched = Vec::new();
@@ -105,6 +118,10 @@ fn full_disk_gives_error_acks_then_recovers() {
         }
         watched.push(text);
     }
-    assert_eq!(watched.len() as u64, failed_at - 1, "the watcher saw every stored message once");
+    assert_eq!(
+        watched.len() as u64,
+        failed_at - 1,
+        "the watcher saw every stored message once"
+    );
     drop(gateway);
 }

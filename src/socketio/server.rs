@@ -474,4 +474,130 @@ mod tests {
             })
             .await;
     }
+
+    /// A session joined to `/` with `auth`; returns it with the CONNECT reply's JSON.
+    fn join(engine: &Rc<Engine>, auth: &str) -> (Rc<Session>, String) {
+        let session = engine.open(TransportKind::WebSocket);
+        frames(&session);
+        let connect = format!("0{auth}");
+        engine.receive(&session, engineio::packet::Packet::Message(&connect));
+        let reply = frames(&session)
+            .into_iter()
+            .find_map(|f| match f {
+                Frame::Text(t) if t.starts_with("40") => Some(t.as_str()[2..].to_owned()),
+                _ => None,
+            })
+            .expect("CONNECT reply");
+        (session, reply)
+    }
+
+    fn field<'a>(reply: &'a str, name: &str) -> &'a str {
+        let raw = json::object_get(reply, name).expect(name);
+        raw.trim_matches('"')
+    }
+
+    struct Recorder(RefCell<Vec<(String, bool)>>);
+
+    impl NamespaceHandler for Recorder {
+        fn on_connect(&self, socket: &Rc<Socket>, _: &str) {
+            self.0
+                .borrow_mut()
+                .push((socket.id().to_owned(), socket.recovered()));
+        }
+        fn on_event(&self, _: &Rc<Socket>, _: Event<'_>) {}
+    }
+
+    fn recovering_engine(window: Duration) -> (Rc<Engine>, Rc<Recorder>) {
+        let recorder = Rc::new(Recorder(RefCell::new(Vec::new())));
+        let mut server = Server::new(SocketIoConfig {
+            recovery_window: Some(window),
+            ..SocketIoConfig::default()
+        });
+        server.add_namespace("/", recorder.clone());
+        let config = EngineConfig {
+            ping_interval: Duration::from_secs(3600),
+            ..EngineConfig::default()
+        };
+        (Engine::new(config, Rc::new(server)), recorder)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recovers_within_the_window_only() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (engine, recorder) = recovering_engine(Duration::from_secs(120));
+                let (first, reply) = join(&engine, "");
+                let (sid, pid) = (
+                    field(&reply, "sid").to_owned(),
+                    field(&reply, "pid").to_owned(),
+                );
+                first.close(CloseReason::TransportClose);
+                tokio::time::sleep(Duration::from_secs(119)).await;
+                let auth = format!("{{\"pid\":\"{pid}\",\"offset\":\"5\"}}");
+                let (_second, reply) = join(&engine, &auth);
+                assert_eq!(field(&reply, "sid"), sid);
+                assert_eq!(field(&reply, "pid"), pid);
+                assert_eq!(recorder.0.borrow().last(), Some(&(sid.clone(), true)));
+
+                // Past the window: a new socket.
+                let (fourth, reply) = join(&engine, "");
+                let pid = field(&reply, "pid").to_owned();
+                fourth.close(CloseReason::PingTimeout);
+                tokio::time::sleep(Duration::from_millis(120_001)).await;
+                let auth = format!("{{\"pid\":\"{pid}\",\"offset\":\"5\"}}");
+                let (_fifth, reply) = join(&engine, &auth);
+                assert_ne!(field(&reply, "pid"), pid);
+                assert!(!recorder.0.borrow().last().unwrap().1);
+            })
+            .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn manual_disconnect_is_not_recoverable() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (engine, _) = recovering_engine(Duration::from_secs(120));
+                let (session, reply) = join(&engine, "");
+                let (sid, pid) = (
+                    field(&reply, "sid").to_owned(),
+                    field(&reply, "pid").to_owned(),
+                );
+                engine.receive(&session, engineio::packet::Packet::Message("1"));
+                session.close(CloseReason::TransportClose);
+                let auth = format!("{{\"pid\":\"{pid}\",\"offset\":\"1\"}}");
+                let (_again, reply) = join(&engine, &auth);
+                assert_ne!(field(&reply, "sid"), sid);
+            })
+            .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recovery_closes_the_stale_session_of_the_same_pid() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (engine, _) = recovering_engine(Duration::from_secs(120));
+                let (stale, reply) = join(&engine, "");
+                let (sid, pid) = (
+                    field(&reply, "sid").to_owned(),
+                    field(&reply, "pid").to_owned(),
+                );
+                let auth = format!("{{\"pid\":\"{pid}\",\"offset\":\"3\"}}");
+                let (_fresh, reply) = join(&engine, &auth);
+                assert_eq!(field(&reply, "sid"), sid);
+                assert_eq!(stale.close_reason(), Some(CloseReason::Forced));
+                // Garbage in the handshake never recovers anything.
+                for auth in [
+                    "{\"pid\":1,\"offset\":\"3\"}",
+                    "{\"pid\":\"x\"}",
+                    "{\"offset\":\"3\"}",
+                ] {
+                    let (_s, reply) = join(&engine, auth);
+                    assert_ne!(field(&reply, "sid"), sid);
+                }
+            })
+            .await;
+    }
 }

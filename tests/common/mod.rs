@@ -4,12 +4,12 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
-use tungstenite::{Message, WebSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tungstenite::{Message, WebSocket};
 
 /// A running gateway on a free loopback port with a fresh database; killed on drop.
 pub struct Gateway {
@@ -274,8 +274,13 @@ pub type Ws = WebSocket<TcpStream>;
 /// Opens a raw Engine.IO WebSocket (`query` is appended, e.g. `&sid=...`).
 pub fn open_ws(gateway: &Gateway, query: &str) -> Ws {
     let stream = TcpStream::connect(&gateway.addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket{query}", gateway.addr);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket{query}",
+        gateway.addr
+    );
     let (ws, response) = tungstenite::client::client(url, stream).expect("websocket handshake");
     assert_eq!(response.status(), 101);
     ws
