@@ -69,16 +69,11 @@
     input.focus();
   });
 
-  const seenIds = new Set();
-
-  // ('chat message', content, id[, recoveryOffset]) — extra arguments are ignored
+  // ('chat message', content, id[, recoveryOffset]) — extra arguments are ignored. The
+  // server sends each id once, in order, across reconnects, so nothing is filtered here.
   socket.on('chat message', function (msg, serverOffset) {
     const id = Number(serverOffset);
     const hasId = Number.isInteger(id) && id > 0;
-    if (hasId) {
-      if (seenIds.has(id)) return; // already shown (e.g. replayed after reconnect)
-      seenIds.add(id);
-    }
 
     const item = document.createElement('li');
     const text = document.createElement('span');

@@ -296,7 +296,7 @@ fn oversize_polling_body_is_refused_with_413() {
         &format!("4{}", "x".repeat(2000)),
     );
     assert_eq!(response.status, 413);
-    assert!(gateway.log().contains("over 1000 bytes"));
+    assert!(gateway.wait_log("over 1000 bytes"));
 }
 
 #[test]

@@ -91,7 +91,7 @@ fn full_disk_gives_error_acks_then_recovers() {
     }
     let failed_at = failed_at.expect("a 1 MB disk never filled up");
     assert!(failed_at > 1, "nothing could be stored at all");
-    assert!(gateway.log().contains("database or disk is full"));
+    assert!(gateway.wait_log("database or disk is full"));
 
     // The gateway keeps serving: pages, new connections and history replay still work.
     assert_eq!(http(&gateway.addr, "GET", "/", &[], b"").status, 200);

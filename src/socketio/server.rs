@@ -600,4 +600,33 @@ mod tests {
             })
             .await;
     }
+
+    #[tokio::test]
+    async fn ordered_broadcasts_skip_held_and_already_delivered_sockets() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let mut server = Server::new(SocketIoConfig::default());
+                let namespace = server.add_namespace("/", Rc::new(Quiet));
+                let engine = Engine::new(EngineConfig::default(), Rc::new(server));
+                let (session, _) = join(&engine, "");
+                let socket = namespace.hub().sockets().pop().unwrap();
+                let frame = |n: i64| Frame::text(format!("42[\"n\",{n}]"));
+                // Caught up to 5 by a replay: 5 is not sent again, 6 is, once.
+                socket.go_live(5);
+                for n in [4, 5, 6, 6] {
+                    namespace.hub().broadcast_ordered(&frame(n), n);
+                }
+                assert_eq!(frames(&session), vec![frame(6)]);
+                // Held while replaying: nothing live gets through.
+                socket.hold_broadcasts();
+                namespace.hub().broadcast_ordered(&frame(7), 7);
+                assert!(frames(&session).is_empty());
+                socket.go_live(7);
+                namespace.hub().broadcast_ordered(&frame(7), 7);
+                namespace.hub().broadcast_ordered(&frame(8), 8);
+                assert_eq!(frames(&session), vec![frame(8)]);
+            })
+            .await;
+    }
 }

@@ -96,6 +96,18 @@ impl Gateway {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (up to 10 s) until the gateway has logged a line containing `needle`.
+    pub fn wait_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
     /// Runs a client program with the gateway's URL appended to `args`, and asserts that it
     /// succeeds, printing its output either way.
     pub fn run_client(&self, program: &Path, args: &[&str]) -> String {

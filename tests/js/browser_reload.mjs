@@ -1,0 +1,283 @@
+#!/usr/bin/env node
+// The chat page shows the history again, exactly once, after a reload. Drives
+// Debian's /usr/bin/chromium through playwright-core.
+//
+// usage: node browser_reload.mjs URL
+// env:   CHROMIUM_PATH (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 30000)
+//
+// Opens the page, waits for "connected", sends 3 unique messages through
+// #input/#form and waits until they are listed with their ids; reloads; after
+// reconnecting the page (which starts from serverOffset 0) must list those 3
+// messages again, each exactly once, with the same ids, in order, and the whole
+// list must be in increasing id order. An init script also records the raw
+// 'chat message' events the page's socket receives, to catch duplicates the
+// page itself would hide. Fails on page JS errors. Exits 0 on success, 1 on failure.
+
+import { randomBytes } from 'node:crypto';
+import { chromium } from 'playwright-core';
+
+const OVERALL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS) || 30_000;
+const STEP_TIMEOUT_MS = 8_000;
+const DUPLICATE_GRACE_MS = 500;
+const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const started = Date.now();
+let step = 'start';
+let browser = null;
+
+function log(...args) {
+  const t = ((Date.now() - started) / 1000).toFixed(2).padStart(6);
+  console.log(`[${t}s]`, ...args);
+}
+
+class CheckFailed extends Error {
+  constructor(check, detail) {
+    super(`${check}: ${detail}`);
+  }
+}
+
+function check(cond, name, detail) {
+  if (!cond) throw new CheckFailed(name, typeof detail === 'function' ? detail() : detail);
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+let finishing = false;
+async function finish(code, message) {
+  if (finishing) return;
+  finishing = true;
+  clearTimeout(overallTimer);
+  if (code === 0) log(`PASS ${message}`);
+  else console.error(`FAIL ${message}`);
+  if (browser) {
+    // never let a stuck browser keep us alive
+    await Promise.race([browser.close().catch(() => {}), sleep(5_000)]);
+  }
+  process.exit(code);
+}
+
+// ---------------------------------------------------------------- arguments
+const [baseUrl] = process.argv.slice(2);
+if (!baseUrl) {
+  console.error('usage: node browser_reload.mjs URL');
+  process.exit(1);
+}
+let pageUrl;
+try {
+  const u = new URL(baseUrl);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+  pageUrl = new URL('/', u).href;
+} catch (e) {
+  console.error(`FAIL arguments: bad URL ${JSON.stringify(baseUrl)} (${e.message})`);
+  process.exit(1);
+}
+
+const overallTimer = setTimeout(() => {
+  finish(1, `browser_reload: overall timeout: no result after ${OVERALL_TIMEOUT_MS} ms (stuck at step: ${step})`);
+}, OVERALL_TIMEOUT_MS);
+
+process.on('unhandledRejection', (err) => {
+  finish(1, `browser_reload: unexpected error at step ${step}: ${err?.stack || err}`);
+});
+
+// ---------------------------------------------------------------- helpers
+
+// Runs in the page before its scripts: wraps the global io() that
+// /socket.io/socket.io.js installs, to record every 'chat message' as [id, text].
+function recordRawEvents() {
+  window.__rawChat = [];
+  let wrapped;
+  Object.defineProperty(window, 'io', {
+    configurable: true,
+    get() {
+      return wrapped;
+    },
+    set(realIo) {
+      wrapped = Object.assign(function (...args) {
+        const socket = realIo.apply(this, args);
+        socket.onAny((event, ...eventArgs) => {
+          if (event === 'chat message') window.__rawChat.push([eventArgs[1], eventArgs[0]]);
+        });
+        return socket;
+      }, realIo);
+    },
+  });
+}
+
+async function waitStatus(page, name, state) {
+  try {
+    await page.waitForSelector(`#status[data-state="${state}"]`, { timeout: STEP_TIMEOUT_MS });
+  } catch {
+    const now = await page
+      .$eval('#status', (el) => `data-state=${el.dataset.state} text=${JSON.stringify(el.textContent)}`)
+      .catch((e) => `unreadable (${e.message})`);
+    throw new CheckFailed(`${name} status`, `did not become "${state}" within ${STEP_TIMEOUT_MS} ms; status is ${now}`);
+  }
+}
+
+async function sendFromPage(page, text) {
+  await page.fill('#input', text);
+  const submit = page.locator('#form [type="submit"]');
+  if ((await submit.count()) > 0) {
+    await submit.first().click();
+  } else {
+    await page.$eval('#form', (form) => form.requestSubmit());
+  }
+  await page.waitForFunction(() => document.getElementById('input').value === '', null, {
+    timeout: STEP_TIMEOUT_MS,
+  });
+}
+
+// all list items as { id (string or null), text }
+function listItems(page) {
+  return page.$$eval('#messages li', (lis) =>
+    lis.map((li) => ({
+      id: li.getAttribute('data-id'),
+      text: (li.querySelector('.text') ?? li).textContent,
+    })),
+  );
+}
+
+// waits until each text is listed with an id; returns the matching items
+async function waitListed(page, name, texts) {
+  try {
+    await page.waitForFunction(
+      (ts) => {
+        const items = Array.from(document.querySelectorAll('#messages li[data-id]'));
+        return ts.every((t) => items.some((li) => (li.querySelector('.text') ?? li).textContent === t));
+      },
+      texts,
+      { timeout: STEP_TIMEOUT_MS },
+    );
+  } catch {
+    const items = await listItems(page).catch(() => []);
+    const missing = texts.filter((t) => !items.some((it) => it.text === t && it.id !== null));
+    throw new CheckFailed(`${name} lists the messages`, `not listed with an id within ${STEP_TIMEOUT_MS} ms: ${JSON.stringify(missing)}`);
+  }
+}
+
+// checks that `texts` are listed exactly once each, in order, with numeric ids; returns the ids
+function verifyListed(items, texts, name) {
+  const ours = items.filter((it) => texts.includes(it.text));
+  for (const t of texts) {
+    const n = ours.filter((it) => it.text === t).length;
+    check(n === 1, `${name} each message once`, () => `${JSON.stringify(t)} is listed ${n} times`);
+  }
+  check(
+    ours.every((it, i) => it.text === texts[i]),
+    `${name} order`,
+    () => `listed in the order ${JSON.stringify(ours.map((it) => it.text))}`,
+  );
+  for (const it of ours) {
+    check(/^[1-9][0-9]*$/.test(it.id ?? ''), `${name} ids`, () => `${JSON.stringify(it.text)} has data-id=${JSON.stringify(it.id)}`);
+  }
+  const ids = ours.map((it) => Number(it.id));
+  check(ids.every((id, i) => i === 0 || id > ids[i - 1]), `${name} ids increase`, () => `ids ${JSON.stringify(ids)}`);
+  const all = items.filter((it) => it.id !== null).map((it) => Number(it.id));
+  const unordered = all.findIndex((id, i) => i > 0 && id <= all[i - 1]);
+  check(
+    unordered === -1,
+    `${name} whole list in id order`,
+    () => `item ${unordered} has id ${all[unordered]} after ${all[unordered - 1]}`,
+  );
+  return ids;
+}
+
+// ---------------------------------------------------------------- test
+async function main() {
+  log(`browser_reload against ${pageUrl} with ${CHROMIUM_PATH}`);
+  const tok = randomBytes(6).toString('hex');
+  const texts = [1, 2, 3].map((i) => `reload ${tok} ${i}/3 ${randomBytes(4).toString('hex')}`);
+
+  step = 'launch chromium';
+  try {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM_PATH,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      timeout: STEP_TIMEOUT_MS,
+    });
+  } catch (e) {
+    throw new CheckFailed('launch chromium', String(e.message).split('\n')[0]);
+  }
+  log(`chromium ${browser.version()} launched`);
+  const context = await browser.newContext({ viewport: { width: 390, height: 760 } });
+  await context.addInitScript(recordRawEvents);
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const pageErrors = [];
+  page.on('pageerror', (err) => {
+    pageErrors.push(err.message);
+    log(`page error: ${err.message}`);
+  });
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') log(`console error: ${msg.text()}`);
+  });
+
+  step = 'open page';
+  const response = await page.goto(pageUrl, { waitUntil: 'load', timeout: STEP_TIMEOUT_MS }).catch((e) => {
+    throw new CheckFailed('GET /', String(e.message).split('\n')[0]);
+  });
+  check(response?.ok(), 'GET /', () => `HTTP ${response?.status()}`);
+  await waitStatus(page, 'page', 'connected');
+  log('page connected');
+
+  step = 'send 3 messages';
+  for (const t of texts) await sendFromPage(page, t);
+  await waitListed(page, 'page', texts);
+  await sleep(DUPLICATE_GRACE_MS);
+  const before = verifyListed(await listItems(page), texts, 'before reload:');
+  log(`before reload: listed with ids ${JSON.stringify(before)}`);
+
+  step = 'reload';
+  const reloaded = await page.reload({ waitUntil: 'load', timeout: STEP_TIMEOUT_MS }).catch((e) => {
+    throw new CheckFailed('reload', String(e.message).split('\n')[0]);
+  });
+  check(reloaded?.ok(), 'reload', () => `HTTP ${reloaded?.status()}`);
+  await waitStatus(page, 'reloaded page', 'connected');
+  log('reloaded page connected');
+
+  step = 'history after reload';
+  await waitListed(page, 'reloaded page', texts);
+  await sleep(DUPLICATE_GRACE_MS); // catch duplicates
+  const items = await listItems(page);
+  const after = verifyListed(items, texts, 'after reload:');
+  check(
+    after.every((id, i) => id === before[i]),
+    'after reload: same ids',
+    () => `ids ${JSON.stringify(after)} after reload, ${JSON.stringify(before)} before`,
+  );
+  const raw = await page.evaluate(() => window.__rawChat);
+  check(Array.isArray(raw), 'raw event capture', 'the init script did not run (window.__rawChat missing)');
+  const rawIds = raw.map((e) => e[0]);
+  const dup = rawIds.find((id, i) => rawIds.indexOf(id) !== i);
+  check(dup === undefined, 'server sent each message once', () => `the reloaded page's socket received id ${dup} more than once`);
+  for (const [i, t] of texts.entries()) {
+    const n = raw.filter((e) => e[1] === t).length;
+    check(n === 1, 'server sent each message once', () => `${JSON.stringify(t)} (#${before[i]}) received ${n} times`);
+  }
+  log(`after reload: ${items.length} item(s) listed, ours with ids ${JSON.stringify(after)}, ${raw.length} raw event(s)`);
+
+  step = 'page errors';
+  check(pageErrors.length === 0, 'no page JS errors', () => pageErrors.join(' | '));
+  return after;
+}
+
+main().then(
+  (ids) => finish(0, `browser_reload: 3 messages listed once each with the same ids (${ids.join(', ')}) after a reload`),
+  (err) => {
+    const msg = err instanceof CheckFailed ? err.message : `unexpected error: ${err?.stack || err}`;
+    finish(1, `browser_reload at step "${step}": ${msg}`);
+  },
+);
