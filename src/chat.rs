@@ -145,6 +145,8 @@ impl Chat {
             Some(raw) => match json::kind(raw) {
                 Kind::Null => None,
                 Kind::String => match json::unescape(raw) {
+                    // An empty offset identifies nothing: store the message without one.
+                    Ok(offset) if offset.is_empty() => None,
                     Ok(offset) if offset.len() <= self.config.max_client_offset_bytes => {
                         Some(offset.into_owned())
                     }
@@ -253,8 +255,12 @@ impl Chat {
 }
 
 impl NamespaceHandler for Chat {
+    /// Offsets are row ids this gateway broadcast: one it never gave out cannot say what the
+    /// client missed, so recovery fails and the offset replay takes over.
     fn accepts_offset(&self, offset: &str) -> bool {
-        offset.parse::<i64>().is_ok_and(|id| id >= 0)
+        offset
+            .parse::<i64>()
+            .is_ok_and(|id| (0..=self.last_broadcast.get()).contains(&id))
     }
 
     fn on_connect(&self, socket: &Rc<Socket>, auth: &str) {

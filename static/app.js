@@ -69,6 +69,18 @@
     input.focus();
   });
 
+  // Scrolling forces a layout; a replay delivers thousands of messages at once, so scroll
+  // once per frame rather than once per message.
+  let scrollPending = false;
+  function scrollToBottomSoon() {
+    if (scrollPending) return;
+    scrollPending = true;
+    requestAnimationFrame(function () {
+      scrollPending = false;
+      window.scrollTo(0, document.body.scrollHeight);
+    });
+  }
+
   // ('chat message', content, id[, recoveryOffset]) — extra arguments are ignored. The
   // server sends each id once, in order, across reconnects, so nothing is filtered here.
   socket.on('chat message', function (msg, serverOffset) {
@@ -90,7 +102,7 @@
     }
 
     messages.appendChild(item);
-    window.scrollTo(0, document.body.scrollHeight);
+    scrollToBottomSoon();
 
     // remember the newest id so a reconnect only asks for what was missed
     if (hasId && id > (Number(socket.auth.serverOffset) || 0)) {

@@ -305,12 +305,15 @@ impl Client {
             return None;
         }
         // The old transport may not have noticed yet that the client is gone: close it, which
-        // turns its socket into a recoverable disconnection.
+        // turns its socket into a recoverable disconnection. It is told it was disconnected by
+        // the server, so a client still using it does not reconnect and take the pid back.
         if let Some(stale) = recovery.live_socket(&pid, namespace.name()) {
             log::debug!(
                 "socket {}: closing its stale session for recovery",
                 stale.id()
             );
+            let text = packet::encode(PacketType::Disconnect, namespace.name(), None, None, 0);
+            stale.session().send(Frame::text(text));
             stale.session().close(CloseReason::Forced);
         }
         let sid = recovery.take(&pid, namespace.name(), now)?;
@@ -588,6 +591,8 @@ mod tests {
                 let (_fresh, reply) = join(&engine, &auth);
                 assert_eq!(field(&reply, "sid"), sid);
                 assert_eq!(stale.close_reason(), Some(CloseReason::Forced));
+                // Told it was disconnected, so it does not reconnect and take the pid back.
+                assert_eq!(frames(&stale), vec![Frame::text("41")]);
                 // Garbage in the handshake never recovers anything.
                 for auth in [
                     "{\"pid\":1,\"offset\":\"3\"}",

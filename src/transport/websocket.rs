@@ -164,11 +164,15 @@ async fn run(engine: &Engine, mut socket: Socket, session: &Rc<Session>) {
         tokio::select! {
             message = socket.next() => {
                 if let Err(reason) = receive(engine, session, message) {
-                    // Answers the client's close frame, or says why the server closes (1009
-                    // for an oversize message); on a broken connection this fails harmlessly.
-                    let frame = (reason == CloseReason::TransportError)
-                        .then(|| CloseFrame { code: CloseCode::Size, reason: "".into() });
-                    let _ = socket.close(frame).await;
+                    if reason == CloseReason::TransportError {
+                        // Says why the server closes: 1009, message too big.
+                        let frame = CloseFrame { code: CloseCode::Size, reason: "".into() };
+                        let _ = socket.close(Some(frame)).await;
+                    } else {
+                        // Sends tungstenite's answer to a close frame, if there was one; on a
+                        // broken connection this fails harmlessly.
+                        let _ = socket.flush().await;
+                    }
                     session.close(reason);
                     return;
                 }
