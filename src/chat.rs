@@ -55,6 +55,10 @@ pub struct Chat {
     last_broadcast: Cell<i64>,
     /// Replays running now.
     replays: Cell<usize>,
+    /// Messages stored since start.
+    stored: Cell<u64>,
+    /// Messages whose transaction failed since start.
+    store_errors: Cell<u64>,
     /// `None` once closed at shutdown.
     store: RefCell<Option<Store>>,
     waiting: RefCell<VecDeque<Waiting>>,
@@ -67,6 +71,8 @@ impl Chat {
             me: me.clone(),
             last_broadcast: Cell::new(store.last_id_at_open()),
             replays: Cell::new(0),
+            stored: Cell::new(0),
+            store_errors: Cell::new(0),
             config,
             store: RefCell::new(Some(store)),
             waiting: RefCell::new(VecDeque::new()),
@@ -103,6 +109,7 @@ impl Chat {
         match committed.outcome {
             Outcome::Stored(id) => {
                 self.last_broadcast.set(id);
+                self.stored.set(self.stored.get() + 1);
                 if let Some(namespace) = self.namespace.get() {
                     let offset = self.config.recovery_offsets;
                     let frame = chat_frame(&committed.insert.content, id, offset);
@@ -118,6 +125,7 @@ impl Chat {
                 }
             }
             Outcome::Failed(error) => {
+                self.store_errors.set(self.store_errors.get() + 1);
                 if let Some((socket, ack)) = reply {
                     ack_error(&socket, ack, &format!("message not stored: {error}"));
                 }
@@ -185,6 +193,34 @@ impl Chat {
     /// Replays running now.
     pub fn replays_in_progress(&self) -> usize {
         self.replays.get()
+    }
+
+    /// Messages stored since start.
+    pub fn messages_stored(&self) -> u64 {
+        self.stored.get()
+    }
+
+    /// Messages refused because their transaction failed, since start.
+    pub fn store_errors(&self) -> u64 {
+        self.store_errors.get()
+    }
+
+    /// Highest message id broadcast (or stored before start).
+    pub fn last_id(&self) -> i64 {
+        self.last_broadcast.get()
+    }
+
+    /// Resolves to `Ok` when the database answers a read.
+    pub fn check_store(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), crate::store::StoreError>> + use<> {
+        let check = self.store.borrow().as_ref().map(Store::check);
+        async move {
+            match check {
+                Some(check) => check.await,
+                None => Err(crate::store::StoreError("the store is closed".into())),
+            }
+        }
     }
 
     /// Sends `socket` every stored message after `cursor`, page by page, as fast as the client

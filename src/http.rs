@@ -68,10 +68,19 @@ pub fn response(
     response
 }
 
+/// What `/healthz` and `/metrics` report.
+pub trait Status {
+    /// Resolves to `Ok` when the gateway can serve (its database answers).
+    fn health(&self) -> Pin<Box<dyn Future<Output = Result<(), String>>>>;
+    /// Metrics in Prometheus' text format.
+    fn metrics(&self) -> String;
+}
+
 /// Where requests go: Engine.IO endpoints by path, then the embedded files.
 pub struct Router {
     endpoints: Vec<(String, Rc<Engine>)>,
     serve_assets: bool,
+    status: Option<Rc<dyn Status>>,
 }
 
 impl Router {
@@ -80,6 +89,7 @@ impl Router {
         Router {
             endpoints: Vec::new(),
             serve_assets: true,
+            status: None,
         }
     }
 
@@ -88,6 +98,7 @@ impl Router {
         Router {
             endpoints: Vec::new(),
             serve_assets: false,
+            status: None,
         }
     }
 
@@ -98,8 +109,39 @@ impl Router {
         self
     }
 
+    /// Serves `/healthz` and `/metrics` from `status`.
+    pub fn status(mut self, status: Rc<dyn Status>) -> Router {
+        self.status = Some(status);
+        self
+    }
+
     async fn route(&self, request: Request<Incoming>) -> Response<Body> {
         let path = request.uri().path();
+        if let Some(status) = &self.status {
+            match path {
+                "/healthz" => {
+                    return match status.health().await {
+                        Ok(()) => response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+                        Err(error) => {
+                            log::warn!("health check failed: {error}");
+                            response(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "text/plain; charset=utf-8",
+                                format!("unhealthy: {error}\n"),
+                            )
+                        }
+                    };
+                }
+                "/metrics" => {
+                    return response(
+                        StatusCode::OK,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        status.metrics(),
+                    );
+                }
+                _ => {}
+            }
+        }
         if self.serve_assets {
             if let Some(asset) = assets::find(path) {
                 return serve_asset(&request, asset);

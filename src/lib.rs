@@ -9,7 +9,7 @@
 //! - [`hub`]: a namespace's sockets and broadcast.
 //! - [`store`]: SQLite on its own thread, group commit.
 //! - [`chat`]: the application: store, broadcast in id order, ack.
-//! - [`config`], [`logger`]: start-up settings and log output.
+//! - [`config`], [`logger`], [`systemd`]: start-up settings, log output, service manager.
 
 pub mod assets;
 pub mod chat;
@@ -22,9 +22,12 @@ pub mod logger;
 pub mod random;
 pub mod socketio;
 pub mod store;
+pub mod systemd;
 pub mod transport;
 
+use std::fmt::Write as _;
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -33,20 +36,31 @@ use tokio::net::TcpListener;
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::engineio::{CloseReason, Engine};
-use crate::http::Router;
+use crate::http::{Router, Status};
 use crate::socketio::Server;
 use crate::store::{Store, StoreConfig, StoreError};
 
 /// How long transports get to flush their close packets when the gateway stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
+/// Moments of the gateway's life that a service manager wants to hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// The database is open and the listener accepts connections.
+    Ready,
+    /// Shutting down: no new connections, sessions being closed.
+    Stopping,
+}
+
 /// Runs the chat gateway on `listener` until `shutdown` completes, then closes every session
 /// (a reason clients may recover from), finishes pending commits and checkpoints the WAL.
-/// Must run inside a `tokio::task::LocalSet` on a current-thread runtime.
+/// `lifecycle` hears when it is ready and when it stops. Must run inside a
+/// `tokio::task::LocalSet` on a current-thread runtime.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
+    lifecycle: impl Fn(Lifecycle),
 ) -> Result<(), StoreError> {
     let mut store_config = StoreConfig::new(&config.db);
     store_config.synchronous = config.synchronous;
@@ -54,9 +68,18 @@ pub async fn run(
     let chat = Chat::new(config.chat.clone(), store);
     let mut server = Server::new(config.socketio.clone());
     let namespace = server.add_namespace("/", chat.clone());
-    chat.attach(namespace);
+    chat.attach(namespace.clone());
     let engine = Engine::new(config.engine.clone(), Rc::new(server));
-    let router = Rc::new(Router::new().endpoint("/socket.io/", engine.clone()));
+    let status = Rc::new(GatewayStatus {
+        engine: engine.clone(),
+        namespace,
+        chat: chat.clone(),
+    });
+    let router = Rc::new(
+        Router::new()
+            .endpoint("/socket.io/", engine.clone())
+            .status(status),
+    );
     let commits = tokio::task::spawn_local(chat.clone().run_commits(results));
 
     if !assets::has_client_bundle() {
@@ -72,9 +95,12 @@ pub async fn run(
             .map_or_else(|_| "?".into(), |a| a.to_string()),
         config.db.display()
     );
+    // The listener is bound and accepting (the kernel queues connections from now on).
+    lifecycle(Lifecycle::Ready);
     http::serve(listener, router, shutdown).await;
 
     log::info!("shutting down");
+    lifecycle(Lifecycle::Stopping);
     engine.close_all(CloseReason::ServerShutdown);
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while !engine.is_empty() && tokio::time::Instant::now() < deadline {
@@ -84,4 +110,65 @@ pub async fn run(
     let _ = commits.await;
     chat.close_store();
     Ok(())
+}
+
+/// What `/healthz` and `/metrics` report for the chat gateway.
+struct GatewayStatus {
+    engine: Rc<Engine>,
+    namespace: Rc<socketio::Namespace>,
+    chat: Rc<Chat>,
+}
+
+impl Status for GatewayStatus {
+    fn health(&self) -> Pin<Box<dyn Future<Output = Result<(), String>>>> {
+        let check = self.chat.check_store();
+        Box::pin(async move { check.await.map_err(|e| e.to_string()) })
+    }
+
+    fn metrics(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "emberchat_sessions",
+            "gauge",
+            "Engine.IO sessions open.",
+            self.engine.len().to_string(),
+        );
+        metric(
+            "emberchat_connected_clients",
+            "gauge",
+            "Sockets connected to the chat namespace.",
+            self.namespace.hub().len().to_string(),
+        );
+        metric(
+            "emberchat_messages_stored_total",
+            "counter",
+            "Chat messages stored since start.",
+            self.chat.messages_stored().to_string(),
+        );
+        metric(
+            "emberchat_last_message_id",
+            "gauge",
+            "Highest message id in the database.",
+            self.chat.last_id().to_string(),
+        );
+        metric(
+            "emberchat_replays_in_progress",
+            "gauge",
+            "Clients being sent stored messages they missed.",
+            self.chat.replays_in_progress().to_string(),
+        );
+        metric(
+            "emberchat_store_errors_total",
+            "counter",
+            "Chat messages refused because the database failed, since start.",
+            self.chat.store_errors().to_string(),
+        );
+        out
+    }
 }

@@ -1,8 +1,10 @@
-//! The emberchat binary: reads the configuration, binds, and runs until SIGINT or SIGTERM.
+//! The emberchat binary: reads the configuration, takes or binds the listening socket, and
+//! runs until SIGINT or SIGTERM, telling systemd (when it runs under it) how it is doing.
 
 use std::process::ExitCode;
 
 use emberchat::config::{self, Command};
+use emberchat::{Lifecycle, systemd};
 
 fn main() -> ExitCode {
     let command = config::parse(std::env::args_os().skip(1), |name| std::env::var_os(name));
@@ -23,6 +25,14 @@ fn main() -> ExitCode {
     };
     emberchat::logger::init(config.log_level);
 
+    // Socket activation first, while the process is still single-threaded.
+    let activated = match systemd::take_listener() {
+        Ok(listener) => listener,
+        Err(error) => {
+            log::error!("the socket passed by systemd is unusable: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -35,14 +45,31 @@ fn main() -> ExitCode {
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        let listener = match activated {
+            Some(listener) => tokio::net::TcpListener::from_std(listener),
+            None => tokio::net::TcpListener::bind(config.listen).await,
+        };
+        let listener = match listener {
             Ok(listener) => listener,
             Err(error) => {
                 log::error!("cannot listen on {}: {error}", config.listen);
                 return ExitCode::FAILURE;
             }
         };
-        match emberchat::run(listener, config, shutdown_signal()).await {
+        if let Some(interval) = systemd::watchdog_interval() {
+            // Pings from the event loop itself: if it hangs, the pings stop and systemd acts.
+            tokio::task::spawn_local(async move {
+                loop {
+                    systemd::notify("WATCHDOG=1");
+                    tokio::time::sleep(interval).await;
+                }
+            });
+        }
+        let lifecycle = |event| match event {
+            Lifecycle::Ready => systemd::notify("READY=1\nSTATUS=serving"),
+            Lifecycle::Stopping => systemd::notify("STOPPING=1\nSTATUS=stopping"),
+        };
+        match emberchat::run(listener, config, shutdown_signal(), lifecycle).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 log::error!("{error}");

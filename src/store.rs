@@ -130,6 +130,8 @@ impl PageRequest {
 
 enum Command {
     Insert(Insert),
+    /// Answers once the database can be read.
+    Check(oneshot::Sender<Result<(), StoreError>>),
     /// Up to `limit` rows with `id > after`, in id order.
     Page {
         after: i64,
@@ -203,6 +205,24 @@ impl Store {
             })
             .ok_or_else(|| StoreError("the store has stopped".into()))?;
         Ok(PageRequest(answer))
+    }
+
+    /// Asks the store thread to read the database; resolves to `Ok` when it answers (for a
+    /// health check). Does not borrow the store.
+    pub fn check(&self) -> impl std::future::Future<Output = Result<(), StoreError>> + use<> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self
+            .commands
+            .as_ref()
+            .is_some_and(|c| c.send(Command::Check(reply)).is_ok());
+        async move {
+            if !sent {
+                return Err(StoreError("the store has stopped".into()));
+            }
+            answer
+                .await
+                .map_err(|_| StoreError("the store has stopped".into()))?
+        }
     }
 
     /// Finishes queued commits, checkpoints the WAL and closes the database.
@@ -287,9 +307,11 @@ fn writer(
         }
         let mut inserts = Vec::new();
         let mut pages = Vec::new();
+        let mut checks = Vec::new();
         for command in batch.drain(..) {
             match command {
                 Command::Insert(insert) => inserts.push(insert),
+                Command::Check(reply) => checks.push(reply),
                 Command::Page {
                     after,
                     limit,
@@ -302,6 +324,16 @@ fn writer(
             if results.send(committed).is_err() {
                 break;
             }
+        }
+        for reply in checks {
+            let answer = connection
+                .query_row(
+                    "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
+                    [],
+                    |_| Ok(()),
+                )
+                .map_err(StoreError::from);
+            let _ = reply.send(answer);
         }
         for (after, limit, reply) in pages {
             let rows = read_page(&connection, after, limit).map_err(StoreError::from);

@@ -206,6 +206,22 @@ fn polling_handshake_and_chat_bytes() {
             "431[]"
         ]
     );
+    let health = get(&gateway, "/healthz");
+    assert_eq!((health.status, health.text().as_str()), (200, "ok\n"));
+    let metrics = get(&gateway, "/metrics").text();
+    for line in [
+        "emberchat_connected_clients 1",
+        "emberchat_messages_stored_total 2",
+        "emberchat_last_message_id 2",
+        "emberchat_replays_in_progress 0",
+        "emberchat_store_errors_total 0",
+        "# TYPE emberchat_messages_stored_total counter",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing in\n{metrics}"
+        );
+    }
 }
 
 #[test]

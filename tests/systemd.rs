@@ -1,0 +1,206 @@
+//! Running under systemd: readiness, stopping and watchdog notifications, socket activation,
+//! unit files that `systemd-analyze verify` accepts, and a clear failure on a bad database.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Gateway, http, js_script, node, repo, scratch_dir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_emberchat");
+
+fn datagram(socket: &UnixDatagram) -> String {
+    let mut buf = [0u8; 512];
+    let n = socket
+        .recv(&mut buf)
+        .expect("a notification within the timeout");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn notifies_ready_watchdog_and_stopping() {
+    let dir = scratch_dir("notify");
+    let notify_path = dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.join("chat.db"))
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+
+    let mut states = Vec::new();
+    while !states.iter().any(|s: &String| s.contains("READY=1")) {
+        states.push(datagram(&notify));
+    }
+    // Ready means serving: the page answers at once.
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    assert_eq!(http(&addr, "GET", "/", &[], b"").status, 200);
+    // The watchdog is fed from the event loop (every WATCHDOG_USEC / 2).
+    let mut watchdog = 0;
+    while watchdog < 2 {
+        if datagram(&notify) == "WATCHDOG=1" {
+            watchdog += 1;
+        }
+    }
+
+    let stop_requested = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    loop {
+        if datagram(&notify).contains("STOPPING=1") {
+            break;
+        }
+    }
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            stop_requested.elapsed() < Duration::from_secs(5),
+            "not stopped within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn serves_a_socket_passed_by_systemd() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let dir = scratch_dir("socket-activation");
+    let listen = format!("127.0.0.1:{port}");
+    // systemd-socket-activate listens, then starts the gateway with LISTEN_FDS on the first
+    // connection, as systemd does with emberchat.socket.
+    let mut activator = Command::new("systemd-socket-activate")
+        .args(["-l", &listen, BIN, "--listen", "127.0.0.1:1", "--db"])
+        .arg(dir.join("chat.db"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("systemd-socket-activate (Debian package systemd)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "systemd-socket-activate did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("http://{listen}");
+    let output = Command::new(node())
+        .args([&js_script("chat_roundtrip.mjs"), &url, "websocket"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &activator.id().to_string()])
+        .status();
+    let status = activator.wait().unwrap();
+    let mut log = String::new();
+    let _ = std::io::Read::read_to_string(&mut activator.stderr.take().unwrap(), &mut log);
+    assert!(
+        output.status.success(),
+        "{}{}\n--- gateway:\n{log}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // It served the passed socket, not its own --listen address.
+    assert!(
+        log.contains(&format!("listening on http://{listen}")),
+        "{log}"
+    );
+    assert!(status.success(), "{status}\n{log}");
+}
+
+#[test]
+fn unit_files_verify() {
+    let dir = scratch_dir("units");
+    let service = std::fs::read_to_string(repo().join("cross/systemd/emberchat.service")).unwrap();
+    assert!(service.contains("ExecStart=/usr/local/bin/emberchat\n"));
+    std::fs::write(
+        dir.join("emberchat.service"),
+        service.replace(
+            "ExecStart=/usr/local/bin/emberchat",
+            &format!("ExecStart={BIN}"),
+        ),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo().join("cross/systemd/emberchat.socket"),
+        dir.join("emberchat.socket"),
+    )
+    .unwrap();
+    let output = Command::new("systemd-analyze")
+        .args([
+            "verify",
+            "--man=no",
+            "emberchat.service",
+            "emberchat.socket",
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("systemd-analyze (Debian package systemd)");
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && complaints.trim().is_empty(),
+        "{complaints}"
+    );
+}
+
+#[test]
+fn refuses_to_start_on_a_bad_database() {
+    let dir = scratch_dir("bad-db");
+    let garbage = dir.join("garbage.db");
+    std::fs::write(&garbage, vec![b'x'; 8192]).unwrap();
+    let foreign = dir.join("foreign.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE messages (id INTEGER PRIMARY KEY, body BLOB)")
+        .unwrap();
+    let directory = dir.join("a-directory");
+    std::fs::create_dir_all(&directory).unwrap();
+    for (db, reason) in [
+        (&garbage, "file is not a database"),
+        (&foreign, "expected id, client_offset, content"),
+        (&directory, "unable to open database file"),
+    ] {
+        let output = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "started on {}", db.display());
+        let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("ERROR")).collect();
+        assert_eq!(errors.len(), 1, "{log}");
+        assert!(errors[0].contains(reason), "{log}");
+    }
+    // The good case still starts (and the harness sees it listening).
+    drop(Gateway::start("good-db", &[]));
+}
