@@ -13,8 +13,26 @@ LOCKFILE := tests/js/package-lock.json
 BUNDLE_DIR := target/client-bundle
 BUNDLE := $(BUNDLE_DIR)/VERSION
 BIN := target/release/emberchat
+PREFIX ?= /usr/local
+UNITDIR ?= /etc/systemd/system
 
-.PHONY: all build run bundle test test-deps lint fmt conformance bench clean
+# ARM builds with Debian's Rust toolchain (its standard library exists for arm64), without
+# Docker; see README "Run it on a Raspberry Pi" and cross/Cross.toml for cross-rs.
+AARCH64 := aarch64-unknown-linux-gnu
+AARCH64_BIN := target/$(AARCH64)/release/emberchat
+MAX_ARM_BINARY := 2500000
+# Linked statically (glibc's crt-static): the binary runs on any Pi OS whatever its glibc, and
+# under qemu-user here, where dynamically linked aarch64 programs hang in pthread_create.
+CROSS_ENV := RUSTC=/usr/bin/rustc \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTFLAGS="-C target-feature=+crt-static" \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
+	CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar
+
+.PHONY: all build run bundle test test-deps lint fmt conformance bench clean install \
+	cross-aarch64 cross-deps-aarch64 cross-armv7 test-cross
 
 all: build
 
@@ -50,6 +68,8 @@ test-deps: $(BUNDLE) tests/js/node_modules/.installed tests/py/.venv/.installed
 	@command -v chromium >/dev/null || { \
 	  echo "installing chromium (Debian package)"; \
 	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v systemd-analyze >/dev/null && command -v systemd-socket-activate >/dev/null || { \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
 
 tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
 	@command -v npm >/dev/null || { (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
@@ -62,12 +82,64 @@ tests/py/.venv/.installed: tests/py/requirements.txt
 	tests/py/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/py/requirements.txt
 	touch $@
 
+# --- ARM ---------------------------------------------------------------------------------------
+
+# Debian's rustc-web must match its arm64 standard library exactly; apt installs them together.
+cross-deps-aarch64:
+	@if ! dpkg --print-foreign-architectures | grep -qx arm64 || ! dpkg -s libstd-rust-web-dev:arm64 >/dev/null 2>&1 \
+	    || ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/dev/null || [ ! -x /usr/bin/rustc ]; then \
+	  echo "installing the aarch64 cross toolchain (Debian packages)"; \
+	  dpkg --add-architecture arm64 && (apt-get update -qq || true) && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web libstd-rust-web-dev:arm64 \
+	    gcc-aarch64-linux-gnu qemu-user >/dev/null; \
+	fi
+
+cross-aarch64: $(BUNDLE) cross-deps-aarch64
+	$(CROSS_ENV) $(CARGO) build --release --locked --target $(AARCH64)
+	@size=$$(stat -c %s $(AARCH64_BIN)); echo "$(AARCH64_BIN): $$size bytes"; \
+	if [ $$size -gt $(MAX_ARM_BINARY) ]; then echo "larger than $(MAX_ARM_BINARY) bytes"; exit 1; fi
+
+# armhf (Pi 2/3/4 on a 32-bit OS): builds when Debian offers a libstd-rust-web-dev:armhf that
+# matches rustc-web and is installable beside this machine's packages; otherwise says why.
+cross-armv7: $(BUNDLE)
+	@set -e; added=; \
+	if ! dpkg --print-foreign-architectures | grep -qx armhf; then dpkg --add-architecture armhf; added=1; fi; \
+	apt-get update -qq >/dev/null 2>&1 || true; \
+	rustc_v=$$(apt-cache policy rustc-web | awk '/Candidate/ {print $$2}'); \
+	std_v=$$(apt-cache policy libstd-rust-web-dev:armhf | awk '/Candidate/ {print $$2}'); \
+	if [ "$$rustc_v" != "$$std_v" ] || ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    rustc-web=$$rustc_v libstd-rust-web-dev:armhf=$$std_v gcc-arm-linux-gnueabihf >/dev/null 2>&1; then \
+	  echo "cross-armv7: Debian's armhf Rust standard library ($$std_v) cannot be installed to match"; \
+	  echo "rustc-web ($$rustc_v) here: see README, 'Run it on a Raspberry Pi'."; \
+	  if [ -n "$$added" ]; then dpkg --remove-architecture armhf; fi; exit 1; \
+	fi
+	$(CROSS_ENV) $(CARGO) build --release --locked --target armv7-unknown-linux-gnueabihf
+	@ls -l target/armv7-unknown-linux-gnueabihf/release/emberchat
+
+# The aarch64 binary under qemu-user, chatting with the official client.
+test-cross: cross-aarch64 test-deps
+	EMBERCHAT_TEST_ARM_BIN=$(AARCH64_BIN) $(CARGO) test --locked --test cross_aarch64 -- --ignored
+
+# --- install -------------------------------------------------------------------------------------
+
+# Installs the binary ($(BIN), or BIN=... such as the aarch64 one) and the systemd units.
+install:
+	@test -x "$(BIN)" || { echo "$(BIN) is missing: run make build (or make cross-aarch64 and pass BIN=$(AARCH64_BIN))"; exit 1; }
+	install -Dm755 "$(BIN)" "$(DESTDIR)$(PREFIX)/bin/emberchat"
+	install -d "$(DESTDIR)$(UNITDIR)"
+	sed 's|/usr/local/bin/emberchat|$(PREFIX)/bin/emberchat|' cross/systemd/emberchat.service \
+	  > "$(DESTDIR)$(UNITDIR)/emberchat.service"
+	install -m644 cross/systemd/emberchat.socket "$(DESTDIR)$(UNITDIR)/emberchat.socket"
+	@if [ ! -e "$(DESTDIR)/etc/default/emberchat" ]; then \
+	  install -Dm644 cross/systemd/emberchat.env "$(DESTDIR)/etc/default/emberchat"; fi
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 test: test-deps lint
 	$(CARGO) test --locked --all-targets
+	$(MAKE) test-cross
 
 fmt:
 	$(CARGO) fmt --all

@@ -46,7 +46,12 @@ impl Gateway {
 
     /// Starts on an existing (or new) database file; `dir` is the gateway's scratch folder.
     pub fn start_at(dir: PathBuf, db: &Path, args: &[&str]) -> Gateway {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_emberchat"))
+        Gateway::start_command(Command::new(env!("CARGO_BIN_EXE_emberchat")), dir, db, args)
+    }
+
+    /// Starts `command` (the binary, or an emulator running another build of it).
+    pub fn start_command(mut command: Command, dir: PathBuf, db: &Path, args: &[&str]) -> Gateway {
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--db"])
             .arg(db)
             .args(["--log-level", "debug"])
@@ -75,7 +80,7 @@ impl Gateway {
                 log.push('\n');
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(addr) => addr,
             Err(_) => {
                 let _ = child.kill();
