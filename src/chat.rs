@@ -100,6 +100,9 @@ impl Chat {
             for committed in batch {
                 self.committed(committed);
             }
+            // Let the transports write this batch out before the next one queues more, so a
+            // burst of commits does not pile up in the clients' queues (which are bounded).
+            tokio::task::yield_now().await;
         }
     }
 

@@ -78,6 +78,10 @@ Options (each also read from the environment variable shown):
   --connect-timeout MS       time to join a namespace [EMBERCHAT_CONNECT_TIMEOUT] (default 45000)
   --max-payload BYTES        largest packet body [EMBERCHAT_MAX_PAYLOAD] (default 1000000)
   --max-message-bytes BYTES  longest chat message [EMBERCHAT_MAX_MESSAGE_BYTES] (default 16384)
+  --max-queue-packets N      packets queued for one client before it is disconnected
+                             [EMBERCHAT_MAX_QUEUE_PACKETS] (default 4096)
+  --max-queue-bytes BYTES    bytes queued for one client before it is disconnected
+                             [EMBERCHAT_MAX_QUEUE_BYTES] (default 1048576)
   --recovery-window MS       connection state recovery window, 0 = off
                              [EMBERCHAT_RECOVERY_WINDOW] (default 120000)
   --log-level LEVEL          error, warn, info, debug or trace [EMBERCHAT_LOG_LEVEL] (default info)
@@ -97,6 +101,8 @@ const OPTIONS: &[(&str, &str)] = &[
     ("max-payload", "EMBERCHAT_MAX_PAYLOAD"),
     ("max-message-bytes", "EMBERCHAT_MAX_MESSAGE_BYTES"),
     ("recovery-window", "EMBERCHAT_RECOVERY_WINDOW"),
+    ("max-queue-packets", "EMBERCHAT_MAX_QUEUE_PACKETS"),
+    ("max-queue-bytes", "EMBERCHAT_MAX_QUEUE_BYTES"),
     ("log-level", "EMBERCHAT_LOG_LEVEL"),
 ];
 
@@ -158,6 +164,8 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
         "connect-timeout" => config.socketio.connect_timeout = millis(value)?,
         "max-payload" => config.engine.max_payload = number(value)?,
         "max-message-bytes" => config.chat.max_message_bytes = number(value)?,
+        "max-queue-packets" => config.engine.max_queue_packets = number(value)?,
+        "max-queue-bytes" => config.engine.max_queue_bytes = number(value)?,
         "recovery-window" => {
             let window = millis(value)?;
             config.socketio.recovery_window = (!window.is_zero()).then_some(window);
@@ -200,6 +208,11 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ),
         ("--max-payload", config.engine.max_payload as u128),
         ("--max-message-bytes", config.chat.max_message_bytes as u128),
+        (
+            "--max-queue-packets",
+            config.engine.max_queue_packets as u128,
+        ),
+        ("--max-queue-bytes", config.engine.max_queue_bytes as u128),
     ];
     for (flag, value) in positive {
         if value == 0 {

@@ -164,6 +164,12 @@ impl Status for GatewayStatus {
             self.chat.replays_in_progress().to_string(),
         );
         metric(
+            "emberchat_queue_overflows_total",
+            "counter",
+            "Clients disconnected because they fell too far behind, since start.",
+            self.engine.queue_overflows().to_string(),
+        );
+        metric(
             "emberchat_store_errors_total",
             "counter",
             "Chat messages refused because the database failed, since start.",

@@ -215,6 +215,7 @@ fn polling_handshake_and_chat_bytes() {
         "emberchat_last_message_id 2",
         "emberchat_replays_in_progress 0",
         "emberchat_store_errors_total 0",
+        "emberchat_queue_overflows_total 0",
         "# TYPE emberchat_messages_stored_total counter",
     ] {
         assert!(
@@ -362,4 +363,35 @@ fn sigterm_stops_cleanly() {
         std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
         "WAL not checkpointed"
     );
+}
+
+#[test]
+fn a_client_that_stops_reading_is_disconnected_and_others_are_not() {
+    let gateway = Gateway::start("slow-client", &["--max-queue-packets", "50"]);
+    let stalled = connect(&gateway);
+    let stalled_path = format!("{BASE}&sid={stalled}");
+    let (mut writer, _) = common::socketio_ws(&gateway, "{}");
+    // The writer sends one message at a time and gets every broadcast and ack, unaffected by
+    // the stalled reader.
+    for n in 1..=100 {
+        let packet = format!("42{n}[\"chat message\",\"m{n}\"]");
+        writer.send(tungstenite::Message::text(packet)).unwrap();
+        let broadcast = common::read_text(&mut writer);
+        let expected = format!("42[\"chat message\",\"m{n}\",{n},");
+        assert!(broadcast.starts_with(&expected), "{broadcast}");
+        assert_eq!(common::read_text(&mut writer), format!("43{n}[]"));
+    }
+    // The stalled client was dropped at its 50-packet limit; it gets what was queued, then
+    // the close packet, and would catch up from the store when it comes back.
+    let reply = get(&gateway, &stalled_path).text();
+    let packets: Vec<&str> = reply.split('\u{1e}').collect();
+    assert_eq!(packets.len(), 51, "{reply}");
+    assert_eq!(packets.last(), Some(&"1"));
+    assert_eq!(get(&gateway, &stalled_path).status, 400);
+    let metrics = get(&gateway, "/metrics").text();
+    assert!(
+        metrics.contains("emberchat_queue_overflows_total 1"),
+        "{metrics}"
+    );
+    assert!(gateway.wait_log("outbound queue full"));
 }

@@ -193,6 +193,7 @@ fn refuses_to_start_on_a_bad_database() {
         let output = Command::new(BIN)
             .args(["--listen", "127.0.0.1:0", "--db"])
             .arg(db)
+            .env_remove("JOURNAL_STREAM")
             .output()
             .unwrap();
         let log = String::from_utf8_lossy(&output.stderr);
@@ -203,4 +204,38 @@ fn refuses_to_start_on_a_bad_database() {
     }
     // The good case still starts (and the harness sees it listening).
     drop(Gateway::start("good-db", &[]));
+}
+
+#[test]
+fn logs_with_journald_priorities_under_systemd() {
+    let dir = scratch_dir("journald");
+    let bad = dir.join("garbage.db");
+    std::fs::write(&bad, vec![b'x'; 4096]).unwrap();
+    // Under systemd (JOURNAL_STREAM set) lines carry syslog priorities: <6> info, <3> error.
+    let output = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--db"])
+        .arg(&bad)
+        .env("JOURNAL_STREAM", "8:12345")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("<3>") && l.contains("not a database")),
+        "{log}"
+    );
+    assert!(log.lines().all(|l| l.starts_with('<')), "{log}");
+    // Plain lines otherwise.
+    let output = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--db"])
+        .arg(&bad)
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("ERROR") && l.contains("not a database")),
+        "{log}"
+    );
 }

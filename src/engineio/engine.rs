@@ -1,13 +1,13 @@
 //! The Engine.IO server: the session table, incoming packet dispatch and the heartbeat.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use tokio::time::{Instant, sleep_until};
 
 use super::packet::{self, Packet};
-use super::session::{Session, TransportKind};
+use super::session::{QueueLimits, Session, TransportKind};
 use super::{CloseReason, EngineConfig, Frame, Handler, Message, Sid};
 
 /// Owns every live session of one endpoint (such as `/socket.io/`).
@@ -15,6 +15,8 @@ pub struct Engine {
     config: EngineConfig,
     sessions: RefCell<HashMap<Sid, Rc<Session>>>,
     handler: Rc<dyn Handler>,
+    /// Sessions closed because their client fell too far behind.
+    overflows: Cell<u64>,
 }
 
 impl Engine {
@@ -23,6 +25,7 @@ impl Engine {
             config,
             sessions: RefCell::new(HashMap::new()),
             handler,
+            overflows: Cell::new(0),
         })
     }
 
@@ -51,7 +54,11 @@ impl Engine {
         while self.sessions.borrow().contains_key(&sid) {
             sid = Sid::random();
         }
-        let session = Rc::new(Session::new(sid.clone(), transport));
+        let limits = QueueLimits {
+            packets: self.config.max_queue_packets,
+            bytes: self.config.max_queue_bytes,
+        };
+        let session = Rc::new(Session::new(sid.clone(), transport, limits));
         let upgrades = transport == TransportKind::Polling && self.config.allow_upgrades;
         session.send(Frame::text(packet::open_packet(
             &sid,
@@ -92,6 +99,25 @@ impl Engine {
         }
     }
 
+    /// Sessions closed since start because their outbound queue overflowed.
+    pub fn queue_overflows(&self) -> u64 {
+        self.overflows.get()
+    }
+
+    /// Closes a session whose queue overflowed; true if it did.
+    fn close_if_overflowed(&self, session: &Session) -> bool {
+        if !session.overflowed() || session.is_closed() {
+            return false;
+        }
+        log::info!(
+            "session {}: client too slow, outbound queue full; disconnecting",
+            session.sid()
+        );
+        self.overflows.set(self.overflows.get() + 1);
+        session.close(CloseReason::Forced);
+        true
+    }
+
     /// Closes every session, as when the gateway stops.
     pub fn close_all(&self, reason: CloseReason) {
         let sessions: Vec<_> = self.sessions.borrow().values().cloned().collect();
@@ -108,8 +134,9 @@ impl Engine {
 }
 
 /// Pings every `ping_interval` and closes the session when a pong does not come within
-/// `ping_timeout`. This also reaps polling sessions that the client abandoned. When the
-/// session closes, for whatever reason, this task removes it from the engine.
+/// `ping_timeout`. This also reaps polling sessions that the client abandoned, and closes
+/// sessions whose outbound queue overflowed. When the session closes, for whatever reason,
+/// this task removes it from the engine.
 async fn heartbeat(engine: Rc<Engine>, session: Rc<Session>) {
     let interval = engine.config.ping_interval;
     let timeout = engine.config.ping_timeout;
@@ -119,7 +146,7 @@ async fn heartbeat(engine: Rc<Engine>, session: Rc<Session>) {
             tokio::select! {
                 _ = sleep_until(ping_at) => break,
                 _ = session.heartbeat_woken() => {
-                    if session.is_closed() {
+                    if engine.close_if_overflowed(&session) || session.is_closed() {
                         break 'outer;
                     }
                 }
@@ -137,7 +164,7 @@ async fn heartbeat(engine: Rc<Engine>, session: Rc<Session>) {
                     break;
                 }
                 _ = session.heartbeat_woken() => {
-                    if session.is_closed() {
+                    if engine.close_if_overflowed(&session) || session.is_closed() {
                         break 'outer;
                     }
                     if !session.awaiting_pong() {
@@ -146,6 +173,15 @@ async fn heartbeat(engine: Rc<Engine>, session: Rc<Session>) {
                 }
             }
         }
+    }
+    // When the server closed a polling session, the client fetches its last packets (the close
+    // packet among them) with one more GET: keep the session reachable for that, within
+    // pingTimeout.
+    let told = session
+        .close_reason()
+        .is_some_and(CloseReason::sends_close_packet);
+    if told && session.transport() == TransportKind::Polling && session.queued() > 0 {
+        let _ = tokio::time::timeout(timeout, session.drained()).await;
     }
     engine.remove(&session);
 }

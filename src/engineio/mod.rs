@@ -18,7 +18,7 @@ use bytes::Bytes;
 use tungstenite::Utf8Bytes;
 
 pub use engine::Engine;
-pub use session::{Session, TransportKind};
+pub use session::{QueueLimits, Session, TransportKind};
 
 /// An encoded outbound Engine.IO packet. Cloning is cheap (reference counted), so a broadcast
 /// encodes once and every receiver's queue shares the same bytes.
@@ -123,6 +123,10 @@ pub struct EngineConfig {
     pub ws_read_buffer: usize,
     /// Bytes tungstenite collects before writing to the socket. Default 16 KiB.
     pub ws_write_buffer: usize,
+    /// Most packets waiting for one client before it is disconnected. Default 4096.
+    pub max_queue_packets: usize,
+    /// Most bytes waiting for one client before it is disconnected. Default 1 MiB.
+    pub max_queue_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -135,6 +139,8 @@ impl Default for EngineConfig {
             allow_upgrades: true,
             ws_read_buffer: 4096,
             ws_write_buffer: 16 * 1024,
+            max_queue_packets: 4096,
+            max_queue_bytes: 1024 * 1024,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! read the decisions they return and do the I/O. Everything runs on one thread, so a
 //! `RefCell` is enough, and no borrow is ever held across an `.await`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -64,6 +64,18 @@ struct State {
     post_pending: bool,
     noop_pending: bool,
     awaiting_pong: bool,
+    /// Bytes of the frames in `queue`.
+    queued_bytes: usize,
+    /// The queue hit its limit: the session is closed on the heartbeat task's next turn.
+    overflowed: bool,
+}
+
+/// Bounds on a session's outbound queue. A client that falls this far behind is disconnected
+/// rather than buffered without end; its messages are in the store for when it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub packets: usize,
+    pub bytes: usize,
 }
 
 /// An Engine.IO session shared by its transport(s), its heartbeat task and the application.
@@ -78,12 +90,11 @@ pub struct Session {
     drain_wake: Notify,
     /// The application's per-session state, dropped on close to break the reference cycle.
     connection: RefCell<Option<Rc<dyn super::Connection>>>,
-    /// Incremented on each outbound frame, for diagnostics and tests.
-    frames_sent: Cell<u64>,
+    limits: QueueLimits,
 }
 
 impl Session {
-    pub(crate) fn new(sid: Sid, transport: TransportKind) -> Self {
+    pub(crate) fn new(sid: Sid, transport: TransportKind, limits: QueueLimits) -> Self {
         Session {
             sid,
             state: RefCell::new(State {
@@ -95,12 +106,14 @@ impl Session {
                 post_pending: false,
                 noop_pending: false,
                 awaiting_pong: false,
+                queued_bytes: 0,
+                overflowed: false,
             }),
             transport_wake: Notify::new(),
             heartbeat_wake: Notify::new(),
             drain_wake: Notify::new(),
             connection: RefCell::new(None),
-            frames_sent: Cell::new(0),
+            limits,
         }
     }
 
@@ -120,16 +133,47 @@ impl Session {
         self.state.borrow().closed
     }
 
-    /// Queues a frame for the client. Frames sent after close are dropped.
+    /// Queues a frame for the client. Frames sent after close, or once the queue has
+    /// overflowed its limits, are dropped.
     pub fn send(&self, frame: Frame) {
         let mut state = self.state.borrow_mut();
-        if state.closed.is_some() {
+        if state.closed.is_some() || state.overflowed {
             return;
         }
+        let bytes = state.queued_bytes + frame.len();
+        if state.queue.len() >= self.limits.packets || bytes > self.limits.bytes {
+            state.overflowed = true;
+            drop(state);
+            // Closing here would re-enter whoever is sending (a broadcast walking its
+            // sockets), so the heartbeat task closes the session on its next turn.
+            self.heartbeat_wake.notify_one();
+            return;
+        }
+        state.queued_bytes = bytes;
         state.queue.push_back(frame);
         drop(state);
-        self.frames_sent.set(self.frames_sent.get() + 1);
         self.transport_wake.notify_one();
+    }
+
+    /// True once the outbound queue hit its limits.
+    pub fn overflowed(&self) -> bool {
+        self.state.borrow().overflowed
+    }
+
+    /// Completes once nothing is queued (also after close: the last packets of a closed
+    /// polling session still wait for their GET).
+    pub async fn drained(&self) {
+        while self.queued() > 0 {
+            self.drain_wake.notified().await;
+        }
+    }
+
+    /// Completes once the session is closed. Other wake-ups of the transport are absorbed, so
+    /// the transport re-checks its queue after whatever this was raced against.
+    pub async fn closed(&self) {
+        while !self.is_closed() {
+            self.transport_wake.notified().await;
+        }
     }
 
     /// Number of frames waiting to be written.
@@ -140,7 +184,10 @@ impl Session {
     /// Takes every queued frame, for the transport to write.
     pub fn take_queued(&self, into: &mut Vec<Frame>) {
         let before = into.len();
-        into.extend(self.state.borrow_mut().queue.drain(..));
+        let mut state = self.state.borrow_mut();
+        state.queued_bytes = 0;
+        into.extend(state.queue.drain(..));
+        drop(state);
         if into.len() > before {
             self.drain_wake.notify_waiters();
         }
@@ -222,6 +269,7 @@ impl Session {
     pub fn poll(&self) -> PollReply {
         let mut state = self.state.borrow_mut();
         if !state.queue.is_empty() {
+            state.queued_bytes = 0;
             let frames = state.queue.drain(..).collect();
             drop(state);
             self.drain_wake.notify_waiters();
@@ -326,10 +374,6 @@ impl Session {
     pub async fn heartbeat_woken(&self) {
         self.heartbeat_wake.notified().await;
     }
-
-    pub fn frames_sent(&self) -> u64 {
-        self.frames_sent.get()
-    }
 }
 
 #[cfg(test)]
@@ -337,7 +381,11 @@ mod tests {
     use super::*;
 
     fn session() -> Session {
-        Session::new(Sid::parse("abc").unwrap(), TransportKind::Polling)
+        let limits = QueueLimits {
+            packets: 8,
+            bytes: 64,
+        };
+        Session::new(Sid::parse("abc").unwrap(), TransportKind::Polling, limits)
     }
 
     #[test]
@@ -412,5 +460,28 @@ mod tests {
         assert_eq!(s.queued(), 1);
         s.pong_received();
         assert!(!s.awaiting_pong());
+    }
+
+    #[test]
+    fn overflowing_the_queue_stops_queueing() {
+        let s = session();
+        for _ in 0..8 {
+            s.send(Frame::text("4x"));
+        }
+        assert!(!s.overflowed());
+        s.send(Frame::text("4y"));
+        assert!(s.overflowed());
+        assert_eq!(s.queued(), 8);
+        let big = session();
+        big.send(Frame::text("4".repeat(60)));
+        big.send(Frame::text("4".repeat(10)));
+        assert!(big.overflowed());
+        // Draining resets the byte count of a healthy session.
+        let healthy = session();
+        healthy.send(Frame::text("4".repeat(60)));
+        let mut out = Vec::new();
+        healthy.take_queued(&mut out);
+        healthy.send(Frame::text("4".repeat(60)));
+        assert!(!healthy.overflowed());
     }
 }

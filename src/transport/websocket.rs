@@ -151,7 +151,13 @@ async fn run(engine: &Engine, mut socket: Socket, session: &Rc<Session>) {
     loop {
         session.take_queued(&mut batch);
         if !batch.is_empty() {
-            if write_batch(&mut socket, &mut batch).await.is_err() {
+            // A client that stops reading blocks this write; when the session is closed
+            // meanwhile (its queue overflowed, say), the connection is dropped.
+            let written = tokio::select! {
+                written = write_batch(&mut socket, &mut batch) => written,
+                _ = session.closed() => return,
+            };
+            if written.is_err() {
                 session.close(CloseReason::TransportError);
                 return;
             }
