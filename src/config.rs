@@ -78,6 +78,11 @@ Options (each also read from the environment variable shown):
   --connect-timeout MS       time to join a namespace [EMBERCHAT_CONNECT_TIMEOUT] (default 45000)
   --max-payload BYTES        largest packet body [EMBERCHAT_MAX_PAYLOAD] (default 1000000)
   --max-message-bytes BYTES  longest chat message [EMBERCHAT_MAX_MESSAGE_BYTES] (default 16384)
+  --max-clients N            most clients at once; more get HTTP 503
+                             [EMBERCHAT_MAX_CLIENTS] (default 4096)
+  --allow-origin ORIGIN      a browser origin besides this host that may connect, such as
+                             http://laptop.local:8080 (repeat or comma-separate; * for any)
+                             [EMBERCHAT_ALLOW_ORIGIN] (default none)
   --max-queue-packets N      packets queued for one client before it is disconnected
                              [EMBERCHAT_MAX_QUEUE_PACKETS] (default 4096)
   --max-queue-bytes BYTES    bytes queued for one client before it is disconnected
@@ -102,6 +107,8 @@ const OPTIONS: &[(&str, &str)] = &[
     ("max-message-bytes", "EMBERCHAT_MAX_MESSAGE_BYTES"),
     ("recovery-window", "EMBERCHAT_RECOVERY_WINDOW"),
     ("max-queue-packets", "EMBERCHAT_MAX_QUEUE_PACKETS"),
+    ("max-clients", "EMBERCHAT_MAX_CLIENTS"),
+    ("allow-origin", "EMBERCHAT_ALLOW_ORIGIN"),
     ("max-queue-bytes", "EMBERCHAT_MAX_QUEUE_BYTES"),
     ("log-level", "EMBERCHAT_LOG_LEVEL"),
 ];
@@ -165,6 +172,20 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
         "max-payload" => config.engine.max_payload = number(value)?,
         "max-message-bytes" => config.chat.max_message_bytes = number(value)?,
         "max-queue-packets" => config.engine.max_queue_packets = number(value)?,
+        "max-clients" => config.engine.max_sessions = number(value)?,
+        "allow-origin" => {
+            for origin in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                if origin != "*"
+                    && !(origin.starts_with("http://") || origin.starts_with("https://"))
+                {
+                    return Err(format!("`{origin}` is not an origin like http://host:port"));
+                }
+                config
+                    .engine
+                    .allowed_origins
+                    .push(origin.trim_end_matches('/').to_owned());
+            }
+        }
         "max-queue-bytes" => config.engine.max_queue_bytes = number(value)?,
         "recovery-window" => {
             let window = millis(value)?;
@@ -213,6 +234,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             config.engine.max_queue_packets as u128,
         ),
         ("--max-queue-bytes", config.engine.max_queue_bytes as u128),
+        ("--max-clients", config.engine.max_sessions as u128),
     ];
     for (flag, value) in positive {
         if value == 0 {
@@ -292,6 +314,24 @@ mod tests {
         assert!(run(&["--ping-interval", "0"], &[]).is_err());
         assert!(run(&["--bogus"], &[]).is_err());
         assert!(run(&["--synchronous", "sometimes"], &[]).is_err());
+    }
+
+    #[test]
+    fn origins_accumulate() {
+        let config = run(
+            &[
+                "--allow-origin",
+                "http://a:1,https://b/",
+                "--allow-origin=*",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            config.engine.allowed_origins,
+            ["http://a:1", "https://b", "*"]
+        );
+        assert!(run(&["--allow-origin", "evil.example"], &[]).is_err());
     }
 
     #[test]

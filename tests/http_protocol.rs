@@ -395,3 +395,80 @@ fn a_client_that_stops_reading_is_disconnected_and_others_are_not() {
     );
     assert!(gateway.wait_log("outbound queue full"));
 }
+
+#[test]
+fn foreign_origins_are_refused_unless_listed() {
+    let gateway = Gateway::start("origin", &["--allow-origin", "http://laptop.local:8080"]);
+    let own = format!("http://{}", gateway.addr);
+    let handshake = |origin: Option<&str>| {
+        let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
+        http(&gateway.addr, "GET", BASE, &headers, b"")
+    };
+    // Non-browser clients and the gateway's own page.
+    assert_eq!(handshake(None).status, 200);
+    let same = handshake(Some(&own));
+    assert_eq!(same.status, 200);
+    assert_eq!(same.header("access-control-allow-origin"), None);
+    // Another page: 403 with socket.io's Forbidden error, for polling and WebSocket alike.
+    let foreign = handshake(Some("http://evil.example"));
+    assert_eq!(foreign.status, 403);
+    assert_eq!(foreign.text(), "{\"code\":4,\"message\":\"Forbidden\"}");
+    let upgrade = http(
+        &gateway.addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=websocket",
+        &[
+            ("Origin", "http://evil.example"),
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+        b"",
+    );
+    assert_eq!(upgrade.status, 403);
+    // A listed origin gets in, with CORS headers (and a preflight answer).
+    let listed = handshake(Some("http://laptop.local:8080"));
+    assert_eq!(listed.status, 200);
+    assert_eq!(
+        listed.header("access-control-allow-origin"),
+        Some("http://laptop.local:8080")
+    );
+    assert_eq!(
+        listed.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    let preflight = http(
+        &gateway.addr,
+        "OPTIONS",
+        BASE,
+        &[
+            ("Origin", "http://laptop.local:8080"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        b"",
+    );
+    assert_eq!(preflight.status, 204);
+    assert!(
+        preflight
+            .header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(gateway.wait_log("refused a request from origin http://evil.example"));
+}
+
+#[test]
+fn handshakes_beyond_max_clients_get_503() {
+    let gateway = Gateway::start("max-clients", &["--max-clients", "2"]);
+    let _first = connect(&gateway);
+    let _second = connect(&gateway);
+    let third = get(&gateway, BASE);
+    assert_eq!(third.status, 503);
+    assert!(
+        third.text().contains("full (2 clients)"),
+        "{}",
+        third.text()
+    );
+    assert!(gateway.wait_log("--max-clients"));
+}

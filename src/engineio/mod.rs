@@ -127,6 +127,11 @@ pub struct EngineConfig {
     pub max_queue_packets: usize,
     /// Most bytes waiting for one client before it is disconnected. Default 1 MiB.
     pub max_queue_bytes: usize,
+    /// Most sessions at once; further handshakes get HTTP 503. Default 4096.
+    pub max_sessions: usize,
+    /// Browser origins other than the gateway's own host that may connect (`*` for any).
+    /// Default none.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -141,6 +146,8 @@ impl Default for EngineConfig {
             ws_write_buffer: 16 * 1024,
             max_queue_packets: 4096,
             max_queue_bytes: 1024 * 1024,
+            max_sessions: 4096,
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -4,12 +4,14 @@
 //! follow engine.io's order and error codes, so clients see the errors they expect.
 
 pub mod io;
+pub mod origin;
 pub mod polling;
 pub mod websocket;
 
 use std::rc::Rc;
 
 use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::engineio::{Engine, TransportKind};
@@ -83,6 +85,59 @@ pub fn parse_query(query: &str) -> Query<'_> {
 
 /// Answers one request to an Engine.IO endpoint.
 pub async fn handle(engine: &Rc<Engine>, request: Request<Incoming>) -> Response<Body> {
+    let headers = request.headers();
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let verdict = origin::check(origin, host, &engine.config().allowed_origins);
+    if !verdict.is_allowed() {
+        log::info!("refused a request from origin {}", origin.unwrap_or("?"));
+        return EngineError::Forbidden.response();
+    }
+    // Only origins listed with --allow-origin get CORS headers; the gateway's own page needs
+    // none.
+    let cors = (verdict == origin::Verdict::Allowed).then(|| origin.unwrap_or("").to_owned());
+    if request.method() == Method::OPTIONS {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        if let Some(origin) = &cors {
+            add_cors(&mut response, origin);
+            let headers = response.headers_mut();
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, OPTIONS"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+        return response;
+    }
+    let mut response = dispatch(engine, request).await;
+    if let Some(origin) = &cors {
+        add_cors(&mut response, origin);
+    }
+    response
+}
+
+fn add_cors(response: &mut Response<Body>, origin: &str) {
+    let Ok(value) = HeaderValue::from_str(origin) else {
+        return;
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+async fn dispatch(engine: &Rc<Engine>, request: Request<Incoming>) -> Response<Body> {
     let query_text = request.uri().query().unwrap_or("");
     let query = parse_query(query_text);
     let transport = match query.transport {
@@ -99,6 +154,15 @@ pub async fn handle(engine: &Rc<Engine>, request: Request<Incoming>) -> Response
             }
             if query.eio != Some("4") {
                 return EngineError::UnsupportedProtocolVersion.response();
+            }
+            let limit = engine.config().max_sessions;
+            if engine.len() >= limit {
+                log::warn!("refused a new client: {limit} sessions open (--max-clients)");
+                return crate::http::response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    format!("The chat is full ({limit} clients); try again later.\n"),
+                );
             }
             match transport {
                 TransportKind::Polling => polling::handshake(engine),
