@@ -26,6 +26,9 @@ pub struct ChatConfig {
     pub recovery_offsets: bool,
     /// Rows read from SQLite per replay step. Default 256.
     pub replay_page: usize,
+    /// Shared access token: when set, a CONNECT whose `auth.token` differs is refused with
+    /// CONNECT_ERROR `unauthorized`. Default none.
+    pub token: Option<String>,
 }
 
 impl Default for ChatConfig {
@@ -35,6 +38,7 @@ impl Default for ChatConfig {
             max_client_offset_bytes: 128,
             recovery_offsets: true,
             replay_page: 256,
+            token: None,
         }
     }
 }
@@ -294,6 +298,22 @@ impl Chat {
 }
 
 impl NamespaceHandler for Chat {
+    fn authorize(&self, auth: &str) -> Result<(), String> {
+        let Some(expected) = &self.config.token else {
+            return Ok(());
+        };
+        let given = json::object_get(auth, "token")
+            .filter(|raw| json::kind(raw) == Kind::String)
+            .and_then(|raw| json::unescape(raw).ok());
+        match given {
+            Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
+            _ => {
+                log::info!("refused a client without the access token");
+                Err("unauthorized".into())
+            }
+        }
+    }
+
     /// Offsets are row ids this gateway broadcast: one it never gave out cannot say what the
     /// client missed, so recovery fails and the offset replay takes over.
     fn accepts_offset(&self, offset: &str) -> bool {
@@ -341,6 +361,11 @@ impl NamespaceHandler for Chat {
     fn on_disconnect(&self, socket: &Rc<Socket>, reason: &str) {
         log::debug!("socket {} disconnected: {reason}", socket.id());
     }
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Pause before retrying a replay read that failed.
@@ -410,6 +435,13 @@ mod tests {
             chat_frame("x", 7, true),
             Frame::text("42[\"chat message\",\"x\",7,\"7\"]")
         );
+    }
+
+    #[test]
+    fn compares_tokens() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
     }
 
     #[test]

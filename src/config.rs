@@ -83,6 +83,8 @@ Options (each also read from the environment variable shown):
   --allow-origin ORIGIN      a browser origin besides this host that may connect, such as
                              http://laptop.local:8080 (repeat or comma-separate; * for any)
                              [EMBERCHAT_ALLOW_ORIGIN] (default none)
+  --token TOKEN              shared access token clients must send as auth.token
+                             [EMBERCHAT_TOKEN] (default none: anyone on the network may chat)
   --max-queue-packets N      packets queued for one client before it is disconnected
                              [EMBERCHAT_MAX_QUEUE_PACKETS] (default 4096)
   --max-queue-bytes BYTES    bytes queued for one client before it is disconnected
@@ -109,6 +111,7 @@ const OPTIONS: &[(&str, &str)] = &[
     ("max-queue-packets", "EMBERCHAT_MAX_QUEUE_PACKETS"),
     ("max-clients", "EMBERCHAT_MAX_CLIENTS"),
     ("allow-origin", "EMBERCHAT_ALLOW_ORIGIN"),
+    ("token", "EMBERCHAT_TOKEN"),
     ("max-queue-bytes", "EMBERCHAT_MAX_QUEUE_BYTES"),
     ("log-level", "EMBERCHAT_LOG_LEVEL"),
 ];
@@ -173,6 +176,12 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
         "max-message-bytes" => config.chat.max_message_bytes = number(value)?,
         "max-queue-packets" => config.engine.max_queue_packets = number(value)?,
         "max-clients" => config.engine.max_sessions = number(value)?,
+        "token" => {
+            if value.is_empty() {
+                return Err("the token is empty".into());
+            }
+            config.chat.token = Some(value.to_owned());
+        }
         "allow-origin" => {
             for origin in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
                 if origin != "*"

@@ -22,9 +22,15 @@
     return;
   }
 
+  // A gateway started with --token asks for it once; the page keeps it in localStorage.
+  const TOKEN_KEY = 'emberchat-token';
+  const auth = { serverOffset: 0 };
+  const savedToken = window.localStorage.getItem(TOKEN_KEY);
+  if (savedToken) auth.token = savedToken;
+
   let counter = 0;
   const socket = io({
-    auth: { serverOffset: 0 },
+    auth: auth,
     // the client retries a `chat message` until the server acknowledges it
     ackTimeout: 10000,
     retries: 3,
@@ -44,7 +50,19 @@
 
   socket.on('connect', refreshStatus);
   socket.on('disconnect', refreshStatus);
-  socket.on('connect_error', refreshStatus);
+  socket.on('connect_error', function (err) {
+    if (err && err.message === 'unauthorized') {
+      const token = window.prompt('This chat needs an access token:');
+      if (token) {
+        window.localStorage.setItem(TOKEN_KEY, token);
+        socket.auth.token = token;
+        socket.connect();
+      } else {
+        window.localStorage.removeItem(TOKEN_KEY);
+      }
+    }
+    refreshStatus();
+  });
   socket.io.on('reconnect_attempt', refreshStatus);
   refreshStatus();
 

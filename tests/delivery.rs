@@ -183,3 +183,16 @@ fn parse_pairs(line: &str) -> Vec<(i64, String)> {
         })
         .collect()
 }
+
+#[test]
+fn the_page_asks_for_the_access_token_once() {
+    let gateway = Gateway::start("browser-token", &["--token", "s3cret-token"]);
+    gateway.run_client(
+        &node(),
+        &[
+            &js_script("browser_token.mjs"),
+            &gateway.url,
+            "s3cret-token",
+        ],
+    );
+}

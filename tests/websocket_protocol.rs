@@ -139,3 +139,20 @@ fn recovery_checks_the_offset_and_empty_client_offsets_are_no_offsets() {
         "42[\"chat message\",\"m2\",2,\"2\"]"
     );
 }
+
+#[test]
+fn access_token_is_required_when_configured() {
+    let gateway = Gateway::start("ws-token", &["--token", "s3cret"]);
+    for auth in ["", "{}", "{\"token\":\"wrong\"}", "{\"token\":1}"] {
+        let mut ws = common::open_ws(&gateway, "");
+        read_text(&mut ws);
+        ws.send(Message::text(format!("40{auth}"))).unwrap();
+        assert_eq!(
+            read_text(&mut ws),
+            "44{\"message\":\"unauthorized\"}",
+            "{auth}"
+        );
+    }
+    let (_ws, reply) = common::socketio_ws(&gateway, "{\"token\":\"s3cret\"}");
+    assert!(reply.starts_with("40{\"sid\":"));
+}
