@@ -23,8 +23,10 @@ AARCH64_BIN := target/$(AARCH64)/release/emberchat
 MAX_ARM_BINARY := 2500000
 # Linked statically (glibc's crt-static): the binary runs on any Pi OS whatever its glibc, and
 # under qemu-user here, where dynamically linked aarch64 programs hang in pthread_create.
+# Segments aligned to 16 KiB rather than 64 KiB: loads on 4 KiB and 16 KiB page kernels (the
+# Pi 5's) and saves the padding.
 CROSS_ENV := RUSTC=/usr/bin/rustc \
-	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,max-page-size=16384" \
 	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTFLAGS="-C target-feature=+crt-static" \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
 	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
