@@ -141,6 +141,64 @@ pub fn object_get<'a>(object: &'a str, key: &str) -> Option<&'a str> {
     None
 }
 
+/// Iterates over the members of a validated JSON object, yielding each raw key (a string
+/// literal, quotes included) and raw value.
+pub fn object_members(object: &str) -> Members<'_> {
+    Members {
+        text: object,
+        pos: if kind(object) == Kind::Object {
+            1
+        } else {
+            object.len()
+        },
+    }
+}
+
+/// Iterator returned by [`object_members`].
+pub struct Members<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        let bytes = self.text.as_bytes();
+        let mut pos = skip_ws(bytes, self.pos);
+        if bytes.get(pos) == Some(&b',') {
+            pos = skip_ws(bytes, pos + 1);
+        }
+        if bytes.get(pos) != Some(&b'"') {
+            self.pos = bytes.len();
+            return None;
+        }
+        let key_end = scan_string(bytes, pos).ok()?;
+        let value_start = skip_ws(bytes, skip_ws(bytes, key_end) + 1);
+        let value_end = scan_value(bytes, value_start, 0).ok()?;
+        self.pos = value_end;
+        Some((&self.text[pos..key_end], &self.text[value_start..value_end]))
+    }
+}
+
+/// Calls `visit` on every object inside a validated value (itself included), depth first.
+pub fn visit_objects<'a>(value: &'a str, visit: &mut dyn FnMut(&'a str)) {
+    match kind(value) {
+        Kind::Object => {
+            visit(value);
+            for (_, member) in object_members(value) {
+                visit_objects(member, visit);
+            }
+        }
+        Kind::Array => {
+            for element in array_elements(value) {
+                visit_objects(element, visit);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Decodes a validated JSON string literal (with its quotes) into text.
 pub fn unescape(literal: &str) -> Result<Cow<'_, str>, JsonError> {
     let inner = literal
@@ -423,6 +481,15 @@ mod tests {
         assert_eq!(object_get(object, "name"), Some("[1]"));
         assert_eq!(object_get(object, "missing"), None);
         assert_eq!(object_get("[1]", "x"), None);
+    }
+
+    #[test]
+    fn walks_objects() {
+        let members: Vec<_> = object_members("{ \"a\" : 1 , \"b\":{\"c\":[]}}").collect();
+        assert_eq!(members, [("\"a\"", "1"), ("\"b\"", "{\"c\":[]}")]);
+        let mut seen = Vec::new();
+        visit_objects("[1,{\"x\":{\"y\":2}},[{}]]", &mut |o| seen.push(o));
+        assert_eq!(seen, ["{\"x\":{\"y\":2}}", "{\"y\":2}", "{}"]);
     }
 
     #[test]

@@ -206,10 +206,36 @@ fn check_payload(packet: &Packet<'_>) -> Result<(), DecodeError> {
     if !packet.nsp.starts_with('/') {
         return Err(DecodeError::BadNamespace);
     }
+    if packet.kind.is_binary() {
+        check_placeholders(packet)?;
+    }
     if valid {
         Ok(())
     } else {
         Err(DecodeError::InvalidPayload)
+    }
+}
+
+/// Every `{"_placeholder":true,"num":N}` in a binary packet must point at one of its
+/// attachments, as socket.io-parser requires ("illegal attachments" otherwise).
+fn check_placeholders(packet: &Packet<'_>) -> Result<(), DecodeError> {
+    let Some(data) = packet.data else {
+        return Ok(());
+    };
+    let mut valid = true;
+    json::visit_objects(data, &mut |object| {
+        if json::object_get(object, "_placeholder") != Some("true") {
+            return;
+        }
+        let num = json::object_get(object, "num").and_then(|n| n.parse::<usize>().ok());
+        if num.is_none_or(|n| n >= packet.attachments) {
+            valid = false;
+        }
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(DecodeError::BadAttachmentCount)
     }
 }
 
@@ -333,6 +359,22 @@ mod tests {
             ("51000000000-[\"a\"]", DecodeError::BadAttachmentCount),
             ("4", DecodeError::InvalidPayload),
             ("2x,[\"a\"]", DecodeError::Json(JsonError::Unexpected(0))),
+            (
+                "51-[\"a\",{\"_placeholder\":true,\"num\":1}]",
+                DecodeError::BadAttachmentCount,
+            ),
+            (
+                "51-[\"a\",{\"_placeholder\":true,\"num\":-1}]",
+                DecodeError::BadAttachmentCount,
+            ),
+            (
+                "51-[\"a\",{\"_placeholder\":true}]",
+                DecodeError::BadAttachmentCount,
+            ),
+            (
+                "61-1[[{\"_placeholder\":true,\"num\":\"0\"}]]",
+                DecodeError::BadAttachmentCount,
+            ),
         ] {
             assert_eq!(decode(text, 10), Err(error), "{text:?}");
         }
