@@ -26,6 +26,9 @@ pub struct ChatConfig {
     pub recovery_offsets: bool,
     /// Rows read from SQLite per replay step. Default 256.
     pub replay_page: usize,
+    /// Chat messages one client may send per second (on average; twice that in a burst);
+    /// more get an error ack. 0 turns the limit off. Default 20.
+    pub max_message_rate: u32,
     /// Shared access token: when set, a CONNECT whose `auth.token` differs is refused with
     /// CONNECT_ERROR `unauthorized`. Default none.
     pub token: Option<String>,
@@ -39,6 +42,7 @@ impl Default for ChatConfig {
             recovery_offsets: true,
             replay_page: 256,
             token: None,
+            max_message_rate: 20,
         }
     }
 }
@@ -63,6 +67,10 @@ pub struct Chat {
     stored: Cell<u64>,
     /// Messages whose transaction failed since start.
     store_errors: Cell<u64>,
+    /// Messages refused for exceeding the rate limit since start.
+    rate_limited: Cell<u64>,
+    /// Each connected socket's send budget, by socket id.
+    budgets: RefCell<std::collections::HashMap<String, Budget>>,
     /// `None` once closed at shutdown.
     store: RefCell<Option<Store>>,
     waiting: RefCell<VecDeque<Waiting>>,
@@ -77,6 +85,8 @@ impl Chat {
             replays: Cell::new(0),
             stored: Cell::new(0),
             store_errors: Cell::new(0),
+            rate_limited: Cell::new(0),
+            budgets: RefCell::new(std::collections::HashMap::new()),
             config,
             store: RefCell::new(Some(store)),
             waiting: RefCell::new(VecDeque::new()),
@@ -141,6 +151,14 @@ impl Chat {
     }
 
     fn on_chat_message(&self, socket: &Rc<Socket>, event: &Event<'_>) {
+        if !self.within_rate(socket) {
+            self.rate_limited.set(self.rate_limited.get() + 1);
+            log::debug!("socket {}: over the message rate limit", socket.id());
+            if let Some(ack) = event.ack {
+                ack_error(socket, ack, "too many messages: slow down");
+            }
+            return;
+        }
         let mut args = event.args();
         let content = match args.next() {
             Some(raw) if json::kind(raw) == Kind::String => match json::unescape(raw) {
@@ -210,6 +228,25 @@ impl Chat {
     /// Messages refused because their transaction failed, since start.
     pub fn store_errors(&self) -> u64 {
         self.store_errors.get()
+    }
+
+    /// Messages refused for exceeding the per-client rate, since start.
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited.get()
+    }
+
+    /// Takes one message from the socket's budget; false when it is spent.
+    fn within_rate(&self, socket: &Socket) -> bool {
+        let rate = self.config.max_message_rate;
+        if rate == 0 {
+            return true;
+        }
+        let now = tokio::time::Instant::now();
+        let mut budgets = self.budgets.borrow_mut();
+        let budget = budgets
+            .entry(socket.id().to_owned())
+            .or_insert_with(|| Budget::full(rate, now));
+        budget.take(rate, now)
     }
 
     /// Highest message id broadcast (or stored before start).
@@ -359,7 +396,37 @@ impl NamespaceHandler for Chat {
     }
 
     fn on_disconnect(&self, socket: &Rc<Socket>, reason: &str) {
+        self.budgets.borrow_mut().remove(socket.id());
         log::debug!("socket {} disconnected: {reason}", socket.id());
+    }
+}
+
+/// A token bucket: `rate` messages a second, bursts of up to twice that.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl Budget {
+    fn full(rate: u32, now: tokio::time::Instant) -> Budget {
+        Budget {
+            tokens: f64::from(rate) * 2.0,
+            at: now,
+        }
+    }
+
+    fn take(&mut self, rate: u32, now: tokio::time::Instant) -> bool {
+        let rate = f64::from(rate);
+        let elapsed = now.duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(rate * 2.0);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -435,6 +502,15 @@ mod tests {
             chat_frame("x", 7, true),
             Frame::text("42[\"chat message\",\"x\",7,\"7\"]")
         );
+    }
+
+    #[test]
+    fn budget_allows_bursts_then_the_rate() {
+        let start = tokio::time::Instant::now();
+        let mut budget = Budget::full(5, start);
+        assert_eq!((0..12).filter(|_| budget.take(5, start)).count(), 10);
+        let later = start + std::time::Duration::from_millis(400);
+        assert_eq!((0..5).filter(|_| budget.take(5, later)).count(), 2);
     }
 
     #[test]

@@ -83,6 +83,8 @@ Options (each also read from the environment variable shown):
   --allow-origin ORIGIN      a browser origin besides this host that may connect, such as
                              http://laptop.local:8080 (repeat or comma-separate; * for any)
                              [EMBERCHAT_ALLOW_ORIGIN] (default none)
+  --max-message-rate N       chat messages per second per client, bursts of 2N; 0 = off
+                             [EMBERCHAT_MAX_MESSAGE_RATE] (default 20)
   --token TOKEN              shared access token clients must send as auth.token
                              [EMBERCHAT_TOKEN] (default none: anyone on the network may chat)
   --max-queue-packets N      packets queued for one client before it is disconnected
@@ -112,6 +114,7 @@ const OPTIONS: &[(&str, &str)] = &[
     ("max-clients", "EMBERCHAT_MAX_CLIENTS"),
     ("allow-origin", "EMBERCHAT_ALLOW_ORIGIN"),
     ("token", "EMBERCHAT_TOKEN"),
+    ("max-message-rate", "EMBERCHAT_MAX_MESSAGE_RATE"),
     ("max-queue-bytes", "EMBERCHAT_MAX_QUEUE_BYTES"),
     ("log-level", "EMBERCHAT_LOG_LEVEL"),
 ];
@@ -176,6 +179,11 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
         "max-message-bytes" => config.chat.max_message_bytes = number(value)?,
         "max-queue-packets" => config.engine.max_queue_packets = number(value)?,
         "max-clients" => config.engine.max_sessions = number(value)?,
+        "max-message-rate" => {
+            config.chat.max_message_rate = value
+                .parse()
+                .map_err(|_| format!("`{value}` is not a whole number"))?;
+        }
         "token" => {
             if value.is_empty() {
                 return Err("the token is empty".into());

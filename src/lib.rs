@@ -170,6 +170,12 @@ impl Status for GatewayStatus {
             self.engine.queue_overflows().to_string(),
         );
         metric(
+            "emberchat_rate_limited_total",
+            "counter",
+            "Chat messages refused for exceeding the per-client rate, since start.",
+            self.chat.rate_limited().to_string(),
+        );
+        metric(
             "emberchat_store_errors_total",
             "counter",
             "Chat messages refused because the database failed, since start.",

@@ -110,7 +110,8 @@ fn sigkill_mid_burst_loses_no_acked_message() {
     let dir = scratch_dir("sigkill");
     let db = dir.join("chat.db");
     let acked_file = dir.join("acked.txt");
-    let gateway = Gateway::start_at(dir.clone(), &db, &[]);
+    // The burst pipelines thousands of sends from one client: no rate limit here.
+    let gateway = Gateway::start_at(dir.clone(), &db, &["--max-message-rate", "0"]);
     let mut burst = Command::new(node())
         .args([&js_script("burst.mjs"), &gateway.url])
         .arg(&acked_file)

@@ -367,7 +367,8 @@ fn sigterm_stops_cleanly() {
 
 #[test]
 fn a_client_that_stops_reading_is_disconnected_and_others_are_not() {
-    let gateway = Gateway::start("slow-client", &["--max-queue-packets", "50"]);
+    let args = ["--max-queue-packets", "50", "--max-message-rate", "0"];
+    let gateway = Gateway::start("slow-client", &args);
     let stalled = connect(&gateway);
     let stalled_path = format!("{BASE}&sid={stalled}");
     let (mut writer, _) = common::socketio_ws(&gateway, "{}");

@@ -69,7 +69,8 @@ fn send(ws: &mut Ws, ack: u64, text: &str, offset: &str) {
 fn full_disk_gives_error_acks_then_recovers() {
     let dir = scratch_dir("disk-full");
     let tmpfs = Tmpfs::mount(&dir.join("mnt"), "1m");
-    let gateway = Gateway::start_at(dir.clone(), &dir.join("mnt/chat.db"), &[]);
+    let db = dir.join("mnt/chat.db");
+    let gateway = Gateway::start_at(dir.clone(), &db, &["--max-message-rate", "0"]);
     let (mut writer, _) = socketio_ws(&gateway, "{}");
     let (mut watcher, _) = socketio_ws(&gateway, "{}");
     let filler = "x".repeat(8000);

@@ -156,3 +156,43 @@ fn access_token_is_required_when_configured() {
     let (_ws, reply) = common::socketio_ws(&gateway, "{\"token\":\"s3cret\"}");
     assert!(reply.starts_with("40{\"sid\":"));
 }
+
+#[test]
+fn messages_beyond_the_rate_limit_get_error_acks() {
+    let gateway = Gateway::start("ws-rate", &["--max-message-rate", "2"]);
+    let (mut ws, _) = common::socketio_ws(&gateway, "{}");
+    // A burst of 10: the budget holds 4 (twice the rate), the rest are refused.
+    for n in 1..=10 {
+        ws.send(Message::text(format!("42{n}[\"chat message\",\"r{n}\"]")))
+            .unwrap();
+    }
+    let (mut stored, mut refused) = (0, 0);
+    while stored + refused < 10 {
+        let text = read_text(&mut ws);
+        if text.starts_with("43") {
+            if text.ends_with("[]") {
+                stored += 1;
+            } else {
+                assert!(text.contains("too many messages"), "{text}");
+                refused += 1;
+            }
+        }
+    }
+    assert!((4..=5).contains(&stored), "{stored} stored");
+    // The budget refills at the rate.
+    std::thread::sleep(Duration::from_millis(1100));
+    ws.send(Message::text("4299[\"chat message\",\"later\"]"))
+        .unwrap();
+    loop {
+        let text = read_text(&mut ws);
+        if text.starts_with("4399") {
+            assert_eq!(text, "4399[]");
+            break;
+        }
+    }
+    let metrics = http(&gateway.addr, "GET", "/metrics", &[], b"").text();
+    assert!(
+        metrics.contains(&format!("emberchat_rate_limited_total {refused}")),
+        "{metrics}"
+    );
+}
