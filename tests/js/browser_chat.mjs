@@ -8,42 +8,13 @@
 
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS, CHROMIUM_PATH, CheckFailed, check, log, sleep } from './e2e_common.mjs';
 
 const OVERALL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS) || 30_000;
 const STEP_TIMEOUT_MS = 8_000;
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
-const started = Date.now();
 let step = 'start';
 let browser = null;
-
-function log(...args) {
-  const t = ((Date.now() - started) / 1000).toFixed(2).padStart(6);
-  console.log(`[${t}s]`, ...args);
-}
-
-class CheckFailed extends Error {
-  constructor(check, detail) {
-    super(`${check}: ${detail}`);
-  }
-}
-
-function check(cond, name, detail) {
-  if (!cond) throw new CheckFailed(name, detail);
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 let finishing = false;
 async function finish(code, message) {

@@ -7,6 +7,7 @@
 // Exits 0 on success, 1 with the failed check on failure.
 
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from './e2e_common.mjs';
 
 const [url, token] = process.argv.slice(2);
 const TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS) || 30_000;
@@ -20,10 +21,9 @@ function fail(message) {
 
 async function main() {
   browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    executablePath: CHROMIUM_PATH,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: CHROMIUM_ARGS,
   });
   const context = await browser.newContext();
   const page = await context.newPage();

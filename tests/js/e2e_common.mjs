@@ -1,5 +1,6 @@
 // Shared helpers for the emberchat end-to-end client scripts (replay.mjs,
-// recovery.mjs, duplicates.mjs, backlog.mjs, burst.mjs, collect.mjs).
+// recovery.mjs, duplicates.mjs, backlog.mjs, burst.mjs, collect.mjs; the browser_*.mjs
+// scripts use the logging, checks and Chromium settings).
 //
 // Every script: takes the server URL as argv[2], logs a short trace, exits 0 on
 // success or 1 with a message naming the failed check, has an overall timeout
@@ -9,6 +10,18 @@ import { randomBytes } from 'node:crypto';
 import { io } from 'socket.io-client';
 
 export const STEP_TIMEOUT_MS = Number(process.env.E2E_STEP_TIMEOUT_MS) || 5_000;
+
+// Debian's Chromium, headless as root, kept off the network this machine does not have.
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 const started = Date.now();
 const clients = [];
