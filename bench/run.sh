@@ -56,12 +56,8 @@ for rows in 100000 1000000; do
   preload "$db" "$rows"
   start "$db"
   sleep 1
-  echo 5 > "/proc/$SERVER_PID/clear_refs"
-  base=$(kib VmRSS)
-  line=$("$LOADGEN" replay "$ADDR" "$rows")
-  hwm=$(kib VmHWM)
+  "$LOADGEN" replay --pid "$SERVER_PID" --addr "$ADDR" --rows "$rows" | tee -a "$RESULTS"
   stop
-  echo "${line%\}},\"rows\":$rows,\"rss_before_kib\":$base,\"peak_growth_kib\":$((hwm - base))}" | tee -a "$RESULTS"
   rm -f "$db" "$db-wal" "$db-shm"
 done
 

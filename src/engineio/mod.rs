@@ -119,10 +119,6 @@ pub struct EngineConfig {
     pub max_payload: usize,
     /// Offer the polling → WebSocket upgrade. Default true.
     pub allow_upgrades: bool,
-    /// tungstenite's read buffer per WebSocket, allocated on connect. Default 4 KiB.
-    pub ws_read_buffer: usize,
-    /// Bytes tungstenite collects before writing to the socket. Default 16 KiB.
-    pub ws_write_buffer: usize,
     /// Most packets waiting for one client before it is disconnected. Default 4096.
     pub max_queue_packets: usize,
     /// Most bytes waiting for one client before it is disconnected. Default 1 MiB.
@@ -142,8 +138,6 @@ impl Default for EngineConfig {
             upgrade_timeout: Duration::from_millis(10_000),
             max_payload: 1_000_000,
             allow_upgrades: true,
-            ws_read_buffer: 4096,
-            ws_write_buffer: 16 * 1024,
             max_queue_packets: 4096,
             max_queue_bytes: 1024 * 1024,
             max_sessions: 4096,

@@ -182,15 +182,19 @@ impl Session {
     }
 
     /// Takes every queued frame, for the transport to write.
-    pub fn take_queued(&self, into: &mut Vec<Frame>) {
-        let before = into.len();
+    pub fn take_queued(&self, into: &mut impl Extend<Frame>) {
         let mut state = self.state.borrow_mut();
+        if state.queue.is_empty() {
+            return;
+        }
         state.queued_bytes = 0;
         into.extend(state.queue.drain(..));
-        drop(state);
-        if into.len() > before {
-            self.drain_wake.notify_waiters();
+        // A burst leaves a large empty buffer behind; an idle client should not keep it.
+        if state.queue.capacity() > 256 {
+            state.queue = VecDeque::new();
         }
+        drop(state);
+        self.drain_wake.notify_waiters();
     }
 
     /// Waits until at most `low_water` frames are queued. Returns false once the session is

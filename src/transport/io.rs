@@ -1,7 +1,7 @@
-//! Adapters between tokio's I/O traits and hyper's, and a tokio timer for hyper.
+//! Glue between tokio and hyper: its I/O traits and a timer.
 //!
-//! hyper 1 has its own `Read`/`Write` traits; the small glue below lets hyper serve a tokio
-//! `TcpStream` and lets tungstenite (which wants tokio's traits) run over hyper's `Upgraded`.
+//! hyper 1 has its own `Read`/`Write` traits; the adapter below lets hyper serve a tokio
+//! `TcpStream` (and hands the stream back on a WebSocket upgrade).
 
 use std::future::Future;
 use std::io;
@@ -60,61 +60,6 @@ impl<T: tokio::io::AsyncWrite + Unpin> hyper::rt::Write for HyperIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
-    }
-}
-
-/// A hyper stream (such as an upgraded connection) seen through tokio's I/O traits.
-pub struct TokioIo<T>(pub T);
-
-impl<T: hyper::rt::Read + Unpin> tokio::io::AsyncRead for TokioIo<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        // SAFETY: hyper's ReadBuf writes only initialized bytes into the unfilled part and
-        // reports how many; exactly those are then marked initialized and filled.
-        let filled = unsafe {
-            let mut hyper_buf = hyper::rt::ReadBuf::uninit(buf.unfilled_mut());
-            match hyper::rt::Read::poll_read(Pin::new(&mut self.0), cx, hyper_buf.unfilled()) {
-                Poll::Ready(Ok(())) => hyper_buf.filled().len(),
-                other => return other,
-            }
-        };
-        // SAFETY: `filled` bytes were written above.
-        unsafe { buf.assume_init(filled) };
-        buf.advance(filled);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<T: hyper::rt::Write + Unpin> tokio::io::AsyncWrite for TokioIo<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        hyper::rt::Write::poll_write(Pin::new(&mut self.0), cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        hyper::rt::Write::poll_flush(Pin::new(&mut self.0), cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        hyper::rt::Write::poll_shutdown(Pin::new(&mut self.0), cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        hyper::rt::Write::is_write_vectored(&self.0)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        hyper::rt::Write::poll_write_vectored(Pin::new(&mut self.0), cx, bufs)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod io;
 pub mod origin;
 pub mod polling;
 pub mod websocket;
+pub mod ws_codec;
 
 use std::rc::Rc;
 

@@ -1,24 +1,30 @@
 //! WebSocket: a session from the start, or the upgrade of a polling session.
+//!
+//! hyper answers the HTTP handshake; then the connection is driven here directly on the
+//! `TcpStream`, with tungstenite's frame codec (`ws_codec`). Doing the I/O ourselves is what
+//! keeps clients cheap: an idle connection owns no buffers (reads go through one scratch buffer
+//! per thread), and a broadcast frame's bytes are shared by every receiver and written with
+//! one `writev` per wake-up, header and payload side by side, never copied.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::rc::Rc;
 
-use futures_util::{SinkExt, StreamExt};
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
-use tokio_tungstenite::WebSocketStream;
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tungstenite::{Error as WsError, Message};
 
 use super::EngineError;
-use super::io::TokioIo;
+use super::io::HyperIo;
+use super::ws_codec::{self, Decoded, Decoder, Inbound, MAX_SERVER_HEADER, Opcode, WsError};
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::{CloseReason, Engine, Frame, Session, TransportKind};
 use crate::http::Body;
-
-type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// True when the request asks for a WebSocket (`Upgrade: websocket`).
 pub fn is_upgrade_request(request: &Request<Incoming>) -> bool {
@@ -64,23 +70,26 @@ pub fn upgrade(
                 return;
             }
         };
-        let config = ws_config(&engine);
-        let socket =
-            WebSocketStream::from_raw_socket(TokioIo(upgraded), Role::Server, Some(config)).await;
+        // The HTTP server runs on plain TCP streams, so this always succeeds.
+        let Ok(parts) = upgraded.downcast::<HyperIo<TcpStream>>() else {
+            log::error!("websocket upgrade on an unexpected stream type");
+            return;
+        };
+        let hyper::upgrade::Parts { io, read_buf, .. } = parts;
+        let mut conn = Connection::new(io.0, engine.config().max_payload, &read_buf);
+        // The leftover bytes share hyper's whole read buffer: let it go now, not at the end.
+        drop(read_buf);
         match session {
-            Err(()) => {
-                let mut socket = socket;
-                let _ = socket.close(None).await;
-            }
+            Err(()) => conn.close_now(1000),
             Ok(None) => {
                 let session = engine.open(TransportKind::WebSocket);
-                run(&engine, socket, &session).await;
+                run(&engine, conn, &session).await;
             }
-            Ok(Some(session)) => {
-                if let Some(socket) = probe(&engine, socket, &session).await {
-                    run(&engine, socket, &session).await;
-                }
-            }
+            Ok(Some(session)) => match probe(&engine, &mut conn, &session).await {
+                Probe::Upgraded => run(&engine, conn, &session).await,
+                Probe::UpgradedThenEnded(end) => finish(conn, &session, end),
+                Probe::Failed => conn.close_now(1000),
+            },
         }
     });
     let mut response = Response::new(Body::empty());
@@ -94,137 +103,383 @@ pub fn upgrade(
     response
 }
 
-fn ws_config(engine: &Engine) -> WebSocketConfig {
-    let config = engine.config();
-    WebSocketConfig::default()
-        .read_buffer_size(config.ws_read_buffer)
-        .write_buffer_size(config.ws_write_buffer)
-        .max_write_buffer_size(usize::MAX)
-        .max_message_size(Some(config.max_payload))
-        .max_frame_size(Some(config.max_payload))
+/// A frame waiting to be written.
+struct Outgoing {
+    opcode: Opcode,
+    payload: Bytes,
 }
 
-/// The upgrade handshake on a new WebSocket: `2probe` → `3probe`, then `5`. Returns the socket
-/// once it carries the session, or `None` when the attempt failed (polling goes on).
-async fn probe(engine: &Engine, mut socket: Socket, session: &Rc<Session>) -> Option<Socket> {
-    let deadline = Instant::now() + engine.config().upgrade_timeout;
-    let mut probed = false;
-    loop {
-        let message = tokio::select! {
-            message = socket.next() => message,
-            _ = sleep_until(deadline) => {
-                log::debug!("session {}: upgrade timed out", session.sid());
-                break;
-            }
-        };
-        match message {
-            Some(Ok(Message::Text(text))) if text.as_str() == "2probe" && !probed => {
-                if !session.begin_probe() {
-                    break;
-                }
-                probed = true;
-                if socket.send(Message::text("3probe")).await.is_err() {
-                    break;
-                }
-            }
-            Some(Ok(Message::Text(text))) if text.as_str() == "5" && probed => {
-                if session.finish_upgrade() {
-                    log::debug!("session {}: upgraded to websocket", session.sid());
-                    return Some(socket);
-                }
-                break;
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            _ => break,
+/// Frames waiting to be written: taken from the session's queue in batches.
+#[derive(Default)]
+struct Outbox {
+    frames: VecDeque<Outgoing>,
+    /// Bytes of the first frame (header included) already written.
+    written: usize,
+}
+
+impl Extend<Frame> for Outbox {
+    fn extend<I: IntoIterator<Item = Frame>>(&mut self, frames: I) {
+        self.frames
+            .extend(frames.into_iter().map(|frame| match frame {
+                Frame::Text(text) => Outgoing {
+                    opcode: Opcode::Text,
+                    payload: text.into(),
+                },
+                Frame::Binary(data) => Outgoing {
+                    opcode: Opcode::Binary,
+                    payload: data,
+                },
+            }));
+    }
+}
+
+impl Outbox {
+    /// Queues a control frame (pong, close) ahead of data frames, but never inside a frame
+    /// already partly written.
+    fn push_control(&mut self, opcode: Opcode, payload: Bytes) {
+        let at = usize::from(self.written > 0).min(self.frames.len());
+        self.frames.insert(at, Outgoing { opcode, payload });
+    }
+}
+
+/// Frames per `writev`: 2 slices each, well under the kernel's 1024.
+const WRITE_BATCH: usize = 64;
+
+/// Size of the per-thread scratch buffer every connection reads into.
+const SCRATCH_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
+}
+
+/// How a connection ended, as seen while reading.
+#[derive(Debug)]
+enum End {
+    /// The client closed (close frame or EOF) or the socket failed.
+    Closed,
+    /// The client broke the WebSocket protocol.
+    Protocol(WsError),
+    /// The session ended while handling a message (bad Engine.IO packet, close packet).
+    Session(CloseReason),
+}
+
+/// A WebSocket connection: the stream plus the little state between frames.
+struct Connection {
+    stream: TcpStream,
+    decoder: Decoder,
+    /// A frame that arrived in part; unallocated between frames.
+    partial: Vec<u8>,
+    outbox: Outbox,
+}
+
+impl Connection {
+    fn new(stream: TcpStream, max_message: usize, already_read: &[u8]) -> Connection {
+        Connection {
+            stream,
+            decoder: Decoder::new(max_message),
+            partial: already_read.to_vec(),
+            outbox: Outbox::default(),
         }
     }
-    if probed {
-        session.abort_probe();
-    }
-    let _ = socket.close(None).await;
-    None
-}
 
-/// Moves packets both ways until the session or the connection ends.
-async fn run(engine: &Engine, mut socket: Socket, session: &Rc<Session>) {
-    let mut batch = Vec::new();
-    loop {
-        session.take_queued(&mut batch);
-        if !batch.is_empty() {
-            // A client that stops reading blocks this write; when the session is closed
-            // meanwhile (its queue overflowed, say), the connection is dropped.
-            let written = tokio::select! {
-                written = write_batch(&mut socket, &mut batch) => written,
-                _ = session.closed() => return,
+    /// Reads and decodes everything the socket has, handing each text or binary message to
+    /// `on_message`; answers pings. Returns once the socket would block.
+    fn read_available(
+        &mut self,
+        mut on_message: impl FnMut(&mut Outbox, Inbound<'_>) -> Result<(), End>,
+    ) -> Result<(), End> {
+        loop {
+            let read = if self.partial.is_empty() {
+                SCRATCH.with_borrow_mut(|scratch| {
+                    let n = match self.stream.try_read(scratch) {
+                        Ok(0) => return Err(End::Closed),
+                        Ok(n) => n,
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                        Err(_) => return Err(End::Closed),
+                    };
+                    let used = decode_frames(
+                        &mut self.decoder,
+                        &mut self.outbox,
+                        &mut scratch[..n],
+                        &mut on_message,
+                    )?;
+                    self.partial.extend_from_slice(&scratch[used..n]);
+                    Ok(n)
+                })?
+            } else {
+                self.partial.reserve(4096);
+                let n = match self.stream.try_read_buf(&mut self.partial) {
+                    Ok(0) => return Err(End::Closed),
+                    Ok(n) => n,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+                    Err(_) => return Err(End::Closed),
+                };
+                self.decode_partial(&mut on_message)?;
+                n
             };
-            if written.is_err() {
-                session.close(CloseReason::TransportError);
-                return;
+            if read == 0 {
+                return Ok(());
             }
-            continue;
         }
-        if session.is_closed() {
-            let _ = socket.close(None).await;
-            return;
+    }
+
+    /// Decodes whatever whole frames `partial` holds (bytes hyper read past the handshake, or
+    /// the rest of a frame that came in pieces).
+    fn decode_partial(
+        &mut self,
+        on_message: &mut impl FnMut(&mut Outbox, Inbound<'_>) -> Result<(), End>,
+    ) -> Result<(), End> {
+        if self.partial.is_empty() {
+            return Ok(());
         }
-        tokio::select! {
-            message = socket.next() => {
-                if let Err(reason) = receive(engine, session, message) {
-                    if reason == CloseReason::TransportError {
-                        // Says why the server closes: 1009, message too big.
-                        let frame = CloseFrame { code: CloseCode::Size, reason: "".into() };
-                        let _ = socket.close(Some(frame)).await;
-                    } else {
-                        // Sends tungstenite's answer to a close frame, if there was one; on a
-                        // broken connection this fails harmlessly.
-                        let _ = socket.flush().await;
+        let used = decode_frames(
+            &mut self.decoder,
+            &mut self.outbox,
+            &mut self.partial,
+            on_message,
+        )?;
+        self.partial.drain(..used);
+        if self.partial.is_empty() {
+            self.partial = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Writes queued frames until done (true) or the socket would block (false).
+    fn write_available(&mut self) -> io::Result<bool> {
+        let outbox = &mut self.outbox;
+        while !outbox.frames.is_empty() {
+            let mut headers = [[0u8; MAX_SERVER_HEADER]; WRITE_BATCH];
+            let mut header_lens = [0usize; WRITE_BATCH];
+            let count = outbox.frames.len().min(WRITE_BATCH);
+            for (i, frame) in outbox.frames.iter().take(count).enumerate() {
+                header_lens[i] =
+                    ws_codec::encode_header(frame.opcode, frame.payload.len(), &mut headers[i]);
+            }
+            let mut slices: heapless::Vec<IoSlice<'_>, { 2 * WRITE_BATCH }> = heapless::Vec::new();
+            let mut skip = outbox.written;
+            for (i, frame) in outbox.frames.iter().take(count).enumerate() {
+                for part in [&headers[i][..header_lens[i]], &frame.payload[..]] {
+                    if skip >= part.len() {
+                        skip -= part.len();
+                        continue;
                     }
-                    session.close(reason);
-                    return;
+                    // Cannot fail: the vector has room for two slices per frame.
+                    let _ = slices.push(IoSlice::new(&part[skip..]));
+                    skip = 0;
                 }
             }
-            _ = session.transport_woken() => {}
+            let mut written = match self.stream.try_write_vectored(&slices) {
+                Ok(n) => n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(error) => return Err(error),
+            };
+            drop(slices);
+            // Retire whole frames; remember how far into the next one the write got.
+            written += outbox.written;
+            outbox.written = 0;
+            for len in header_lens.iter().take(count) {
+                let total = len + outbox.frames[0].payload.len();
+                if written < total {
+                    outbox.written = written;
+                    break;
+                }
+                written -= total;
+                outbox.frames.pop_front();
+            }
+        }
+        // A burst leaves a large empty buffer behind; an idle client should not keep it.
+        if outbox.frames.capacity() > 256 {
+            outbox.frames = VecDeque::new();
+        }
+        Ok(true)
+    }
+
+    /// Waits until the socket is readable, or writable when `want_write`.
+    async fn ready(&self, want_write: bool) -> io::Result<tokio::io::Ready> {
+        let interest = if want_write {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        self.stream.ready(interest).await
+    }
+
+    /// Sends a close frame if the socket takes it now, then drops the connection: a client
+    /// that stopped reading is not waited for.
+    fn close_now(mut self, code: u16) {
+        self.outbox
+            .push_control(Opcode::Close, Bytes::copy_from_slice(&code.to_be_bytes()));
+        let _ = self.write_available();
+    }
+}
+
+/// Decodes the whole frames at the start of `buf`; returns how many bytes they took.
+fn decode_frames(
+    decoder: &mut Decoder,
+    outbox: &mut Outbox,
+    buf: &mut [u8],
+    on_message: &mut impl FnMut(&mut Outbox, Inbound<'_>) -> Result<(), End>,
+) -> Result<usize, End> {
+    let mut used = 0;
+    while used < buf.len() {
+        match decoder.decode(&mut buf[used..]).map_err(End::Protocol)? {
+            Decoded::Incomplete(_) => break,
+            Decoded::Frame { consumed, message } => {
+                used += consumed;
+                match message {
+                    None | Some(Inbound::Pong) => {}
+                    Some(Inbound::Ping(data)) => {
+                        outbox.push_control(Opcode::Pong, Bytes::copy_from_slice(data));
+                    }
+                    Some(Inbound::Close) => return Err(End::Closed),
+                    Some(message) => on_message(outbox, message)?,
+                }
+            }
         }
     }
+    Ok(used)
 }
 
-/// Writes every frame of `batch` with one flush at the end.
-async fn write_batch(socket: &mut Socket, batch: &mut Vec<Frame>) -> Result<(), WsError> {
-    for frame in batch.drain(..) {
-        let message = match frame {
-            Frame::Text(text) => Message::Text(text),
-            Frame::Binary(data) => Message::Binary(data),
-        };
-        socket.feed(message).await?;
-    }
-    socket.flush().await
-}
-
-/// Handles one read result; `Err` ends the connection with that reason.
-fn receive(
-    engine: &Engine,
-    session: &Rc<Session>,
-    message: Option<Result<Message, WsError>>,
-) -> Result<(), CloseReason> {
+/// Hands a client message to the engine.
+fn deliver(engine: &Engine, session: &Rc<Session>, message: Inbound<'_>) -> Result<(), End> {
     match message {
-        Some(Ok(Message::Text(text))) => match packet::decode(&text) {
+        Inbound::Text(text) => match packet::decode(text) {
             Ok(packet) => engine.receive(session, packet),
             Err(error) => {
                 log::debug!("session {}: {error}", session.sid());
-                return Err(CloseReason::ParseError);
+                return Err(End::Session(CloseReason::ParseError));
             }
         },
-        Some(Ok(Message::Binary(data))) => engine.receive(session, Packet::Binary(data)),
-        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-        Some(Ok(Message::Close(_))) | None => return Err(CloseReason::TransportClose),
-        Some(Err(WsError::Capacity(error))) => {
-            log::info!("session {}: {error}", session.sid());
-            return Err(CloseReason::TransportError);
+        Inbound::Binary(data) => {
+            engine.receive(session, Packet::Binary(Bytes::copy_from_slice(data)));
         }
-        Some(Err(error)) => {
-            log::debug!("session {}: {error}", session.sid());
-            return Err(CloseReason::TransportClose);
+        _ => {}
+    }
+    match session.close_reason() {
+        Some(reason) => Err(End::Session(reason)),
+        None => Ok(()),
+    }
+}
+
+/// How an upgrade attempt ended.
+enum Probe {
+    /// The connection now carries the session.
+    Upgraded,
+    /// The attempt failed; the session goes on polling.
+    Failed,
+    /// The upgrade went through, then the connection or the session ended.
+    UpgradedThenEnded(End),
+}
+
+/// The upgrade handshake on a new WebSocket: `2probe` → `3probe`, then `5`.
+async fn probe(engine: &Engine, conn: &mut Connection, session: &Rc<Session>) -> Probe {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Stage {
+        AwaitingProbe,
+        Probed,
+        Upgraded,
+    }
+    let deadline = Instant::now() + engine.config().upgrade_timeout;
+    let mut stage = Stage::AwaitingProbe;
+    let result = loop {
+        let flushed = match conn.write_available() {
+            Ok(flushed) => flushed,
+            Err(_) => break Err(End::Closed),
+        };
+        let ready = tokio::select! {
+            ready = conn.ready(!flushed) => ready,
+            _ = sleep_until(deadline) => {
+                log::debug!("session {}: upgrade timed out", session.sid());
+                break Err(End::Closed);
+            }
+        };
+        if ready.is_err() {
+            break Err(End::Closed);
+        }
+        let read = conn.read_available(|outbox, message| match (stage, message) {
+            (Stage::AwaitingProbe, Inbound::Text("2probe")) if session.begin_probe() => {
+                stage = Stage::Probed;
+                outbox.extend([Frame::text("3probe")]);
+                Ok(())
+            }
+            (Stage::Probed, Inbound::Text("5")) if session.finish_upgrade() => {
+                log::debug!("session {}: upgraded to websocket", session.sid());
+                stage = Stage::Upgraded;
+                Ok(())
+            }
+            // What the client sends right after `5` already belongs to the session.
+            (Stage::Upgraded, message) => deliver(engine, session, message),
+            _ => Err(End::Closed),
+        });
+        if read.is_err() || stage == Stage::Upgraded {
+            break read;
+        }
+    };
+    match (stage, result) {
+        (Stage::Upgraded, Ok(())) => Probe::Upgraded,
+        (Stage::Upgraded, Err(end)) => Probe::UpgradedThenEnded(end),
+        (Stage::Probed, _) => {
+            session.abort_probe();
+            Probe::Failed
+        }
+        _ => Probe::Failed,
+    }
+}
+
+/// Moves packets both ways until the session or the connection ends.
+async fn run(engine: &Engine, mut conn: Connection, session: &Rc<Session>) {
+    // Frames hyper read past the handshake come first.
+    if let Err(end) = conn.decode_partial(&mut |_: &mut Outbox, message: Inbound<'_>| {
+        deliver(engine, session, message)
+    }) {
+        return finish(conn, session, end);
+    }
+    loop {
+        session.take_queued(&mut conn.outbox);
+        let flushed = match conn.write_available() {
+            Ok(flushed) => flushed,
+            Err(_) => return finish(conn, session, End::Closed),
+        };
+        if session.is_closed() {
+            return conn.close_now(1000);
+        }
+        // A client that stops reading leaves the write pending; when the session is closed
+        // meanwhile (its queue overflowed, say), the connection is dropped.
+        let ready = tokio::select! {
+            ready = conn.ready(!flushed) => ready,
+            _ = session.transport_woken(), if flushed => continue,
+            _ = session.closed(), if !flushed => return,
+        };
+        match ready {
+            Ok(ready) if ready.is_readable() || ready.is_read_closed() => {
+                let read = conn.read_available(|_, message| deliver(engine, session, message));
+                if let Err(end) = read {
+                    return finish(conn, session, end);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return finish(conn, session, End::Closed),
         }
     }
-    Ok(())
+}
+
+/// Ends a connection for `end`: tells the client why when it broke the protocol, and closes
+/// the session.
+fn finish(conn: Connection, session: &Rc<Session>, end: End) {
+    match end {
+        End::Closed => {
+            conn.close_now(1000);
+            session.close(CloseReason::TransportClose);
+        }
+        End::Protocol(error) => {
+            log::info!("session {}: {error}", session.sid());
+            conn.close_now(error.close_code());
+            session.close(CloseReason::TransportError);
+        }
+        End::Session(reason) => {
+            conn.close_now(1000);
+            session.close(reason);
+        }
+    }
 }

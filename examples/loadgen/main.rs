@@ -1,0 +1,313 @@
+//! Load generator for `make bench` (bench/run.sh): drives a Socket.IO chat server over raw
+//! WebSockets, checks what comes back (nothing missing or duplicated, ids in order) and reads
+//! the server's memory and CPU from /proc. Prints one JSON line per scenario.
+//!
+//! ```text
+//! loadgen idle    --pid PID
+//! loadgen conns   --pid PID --addr HOST:PORT [--clients 1000]
+//! loadgen fanout  --pid PID --addr HOST:PORT [--receivers 100] [--messages 2000]
+//! loadgen ingest  --pid PID --addr HOST:PORT [--messages 20000]
+//! loadgen replay  --pid PID --addr HOST:PORT --rows N
+//! ```
+//!
+//! Any server that behaves like the Socket.IO tutorial's chat works: `chat message` with
+//! `(msg, clientOffset, ack)` in, `('chat message', msg, id)` out to everyone, and a replay of
+//! rows after `auth.serverOffset` on connect.
+
+mod server;
+mod ws;
+
+use std::process::ExitCode;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use server::Server;
+use ws::Conn;
+
+type Result<T> = std::result::Result<T, String>;
+
+struct Options {
+    scenario: String,
+    pid: u32,
+    addr: String,
+    clients: usize,
+    receivers: usize,
+    messages: usize,
+    rows: i64,
+}
+
+fn parse_options() -> Result<Options> {
+    let mut args = std::env::args().skip(1);
+    let scenario = args.next().ok_or("missing scenario")?;
+    let mut options = Options {
+        scenario,
+        pid: 0,
+        addr: String::new(),
+        clients: 1000,
+        receivers: 100,
+        messages: 0,
+        rows: 0,
+    };
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("bad {flag} {value}"))
+        };
+        match flag.as_str() {
+            "--pid" => options.pid = number()? as u32,
+            "--addr" => options.addr = value.clone(),
+            "--clients" => options.clients = number()?,
+            "--receivers" => options.receivers = number()?,
+            "--messages" => options.messages = number()?,
+            "--rows" => options.rows = number()? as i64,
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    if options.pid == 0 {
+        return Err("--pid is required".into());
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let result = parse_options().and_then(|options| {
+        let server = Server::new(options.pid);
+        match options.scenario.as_str() {
+            "idle" => idle(&server),
+            "conns" => conns(&server, &options.addr, options.clients),
+            "fanout" => fanout(
+                &server,
+                &options.addr,
+                options.receivers,
+                nonzero(options.messages, 2000),
+            ),
+            "ingest" => ingest(&server, &options.addr, nonzero(options.messages, 20000)),
+            "replay" => replay(&server, &options.addr, options.rows),
+            other => Err(format!("unknown scenario {other}")),
+        }
+    });
+    match result {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("loadgen: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn nonzero(value: usize, default: usize) -> usize {
+    if value == 0 { default } else { value }
+}
+
+fn io_err(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
+    move |error| format!("{what}: {error}")
+}
+
+/// Memory and threads of a server with no clients.
+fn idle(server: &Server) -> Result<String> {
+    let status = |field| server.status(field).map_err(io_err("/proc"));
+    Ok(format!(
+        "{{\"scenario\":\"idle\",\"rss_kib\":{},\"rss_anon_kib\":{},\"threads\":{}}}",
+        status("VmRSS")?,
+        status("RssAnon")?,
+        status("Threads")?
+    ))
+}
+
+/// RSS per idle WebSocket client, with `clients` connected (CONNECT done).
+fn conns(server: &Server, addr: &str, clients: usize) -> Result<String> {
+    let rss = || server.status("VmRSS").map_err(io_err("/proc"));
+    let before = rss()?;
+    let mut open = Vec::with_capacity(clients);
+    for i in 0..clients {
+        open.push(Conn::connect(addr, "").map_err(|e| format!("client {i}: {e}"))?);
+    }
+    // Let the server settle (lazy allocations, deferred frees) before reading it.
+    thread::sleep(Duration::from_secs(1));
+    let after = rss()?;
+    let per_client = (after.saturating_sub(before)) as f64 * 1024.0 / clients as f64;
+    Ok(format!(
+        "{{\"scenario\":\"conns\",\"clients\":{clients},\"rss_before_kib\":{before},\
+         \"rss_after_kib\":{after},\"bytes_per_client\":{per_client:.0}}}"
+    ))
+}
+
+/// What one receiver saw of a broadcast run.
+struct Received {
+    count: usize,
+    in_order: bool,
+    done_at: Instant,
+}
+
+/// Reads `expected` chat messages and checks that each id arrives once. Ids of one run are
+/// consecutive, so a set is a bitmap over `first..first+expected`.
+fn receive(conn: &mut Conn, expected: usize) -> Result<Received> {
+    let mut seen: Vec<bool> = Vec::new();
+    let mut first = None;
+    let mut last = 0;
+    let mut in_order = true;
+    let mut count = 0;
+    while count < expected {
+        let packet = conn.next_text().map_err(io_err("receiver"))?;
+        let Some(id) = ws::message_id(packet) else {
+            continue;
+        };
+        // The first id seen may not be the smallest when the server reorders; leave room.
+        let base = *first.get_or_insert(id - expected as i64);
+        let slot = (id - base) as usize;
+        if slot >= seen.len() {
+            seen.resize((slot + 1).max(2 * expected + 1), false);
+        }
+        if std::mem::replace(&mut seen[slot], true) {
+            return Err(format!("message {id} delivered twice"));
+        }
+        in_order &= id > last;
+        last = last.max(id);
+        count += 1;
+    }
+    let ids = seen.iter().filter(|&&s| s).count();
+    let span =
+        seen.iter().rposition(|&s| s).unwrap_or(0) - seen.iter().position(|&s| s).unwrap_or(0) + 1;
+    if ids != span {
+        return Err(format!("{} ids delivered, but they span {span}", ids));
+    }
+    Ok(Received {
+        count,
+        in_order,
+        done_at: Instant::now(),
+    })
+}
+
+/// Sends `messages` acked chat messages, pipelined, on `conn`, and waits for every ack while
+/// also draining the broadcasts the server sends back to the sender. Returns when the last
+/// ack arrived.
+fn send_pipelined(conn: &mut Conn, messages: usize, tag: &str) -> Result<Instant> {
+    let mut writer = conn.writer().map_err(io_err("sender"))?;
+    let tag = tag.to_owned();
+    let sending = thread::spawn(move || -> std::io::Result<()> {
+        for i in 0..messages {
+            let packet = format!("42{i}[\"chat message\",\"{tag} message {i:08}\",\"{tag}-{i}\"]");
+            writer.queue_text(packet.as_bytes());
+            if i % 64 == 63 {
+                writer.flush()?;
+            }
+        }
+        writer.flush()
+    });
+    let mut acked = vec![false; messages];
+    let mut acks = 0;
+    while acks < messages {
+        let packet = conn.next_text().map_err(io_err("sender"))?;
+        if let Some(id) = ws::ack_id(packet) {
+            let slot = acked
+                .get_mut(id as usize)
+                .ok_or(format!("ack for unknown id {id}"))?;
+            if std::mem::replace(slot, true) {
+                return Err(format!("ack {id} twice"));
+            }
+            acks += 1;
+        }
+    }
+    let done = Instant::now();
+    sending
+        .join()
+        .map_err(|_| "sender thread panicked")?
+        .map_err(io_err("sender"))?;
+    Ok(done)
+}
+
+/// One sender pipelines `messages` to `receivers` listeners: deliveries per second and server
+/// CPU per delivery.
+fn fanout(server: &Server, addr: &str, receivers: usize, messages: usize) -> Result<String> {
+    let ready = Arc::new(Barrier::new(receivers + 1));
+    let mut listeners = Vec::new();
+    for i in 0..receivers {
+        let mut conn = Conn::connect(addr, "").map_err(|e| format!("receiver {i}: {e}"))?;
+        let ready = ready.clone();
+        listeners.push(thread::spawn(move || {
+            ready.wait();
+            receive(&mut conn, messages)
+        }));
+    }
+    let mut sender = Conn::connect(addr, "").map_err(|e| format!("sender: {e}"))?;
+    ready.wait();
+    let cpu_before = server.cpu_ns().map_err(io_err("/proc"))?;
+    let started = Instant::now();
+    send_pipelined(&mut sender, messages, "fanout")?;
+    let mut finished = started;
+    let mut in_order = 0;
+    for listener in listeners {
+        let received = listener.join().map_err(|_| "receiver panicked")??;
+        finished = finished.max(received.done_at);
+        in_order += usize::from(received.in_order);
+        debug_assert_eq!(received.count, messages);
+    }
+    let cpu = server.cpu_ns().map_err(io_err("/proc"))? - cpu_before;
+    let seconds = (finished - started).as_secs_f64();
+    let delivered = receivers * messages;
+    Ok(format!(
+        "{{\"scenario\":\"fanout\",\"receivers\":{receivers},\"messages\":{messages},\
+         \"delivered\":{delivered},\"seconds\":{seconds:.4},\"delivered_per_second\":{:.0},\
+         \"cpu_us_per_delivery\":{:.3},\"receivers_in_order\":{in_order}}}",
+        delivered as f64 / seconds,
+        cpu as f64 / 1000.0 / delivered as f64
+    ))
+}
+
+/// One sender pipelines `messages` acked sends while one receiver listens: acked (stored)
+/// messages per second.
+fn ingest(server: &Server, addr: &str, messages: usize) -> Result<String> {
+    let mut conn = Conn::connect(addr, "").map_err(|e| format!("receiver: {e}"))?;
+    let listener = thread::spawn(move || receive(&mut conn, messages));
+    let mut sender = Conn::connect(addr, "").map_err(|e| format!("sender: {e}"))?;
+    let cpu_before = server.cpu_ns().map_err(io_err("/proc"))?;
+    let started = Instant::now();
+    let acked_at = send_pipelined(&mut sender, messages, "ingest")?;
+    let received = listener.join().map_err(|_| "receiver panicked")??;
+    let cpu = server.cpu_ns().map_err(io_err("/proc"))? - cpu_before;
+    let seconds = (acked_at - started).as_secs_f64();
+    Ok(format!(
+        "{{\"scenario\":\"ingest\",\"messages\":{messages},\"seconds\":{seconds:.3},\
+         \"acked_per_second\":{:.0},\"cpu_us_per_message\":{:.2},\"receiver_in_order\":{}}}",
+        messages as f64 / seconds,
+        cpu as f64 / 1000.0 / messages as f64,
+        received.in_order
+    ))
+}
+
+/// A client with `serverOffset: 0` reads a backlog of `rows`: messages per second and the
+/// server's peak RSS growth meanwhile.
+fn replay(server: &Server, addr: &str, rows: i64) -> Result<String> {
+    if rows <= 0 {
+        return Err("--rows is required".into());
+    }
+    server.reset_peak().map_err(io_err("clear_refs"))?;
+    let before = server.status("VmRSS").map_err(io_err("/proc"))?;
+    let started = Instant::now();
+    let mut conn = Conn::connect(addr, "{\"serverOffset\":0}").map_err(|e| e.to_string())?;
+    let mut last = 0;
+    while last < rows {
+        let packet = conn.next_text().map_err(io_err("replay"))?;
+        let Some(id) = ws::message_id(packet) else {
+            continue;
+        };
+        if id != last + 1 {
+            return Err(format!("expected id {} after {last}, got {id}", last + 1));
+        }
+        last = id;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = server.status("VmHWM").map_err(io_err("/proc"))?;
+    Ok(format!(
+        "{{\"scenario\":\"replay\",\"rows\":{rows},\"seconds\":{seconds:.3},\
+         \"messages_per_second\":{:.0},\"rss_before_kib\":{before},\"peak_growth_kib\":{}}}",
+        rows as f64 / seconds,
+        peak.saturating_sub(before)
+    ))
+}
