@@ -1,72 +1,136 @@
 #!/usr/bin/env bash
-# Benchmarks emberchat (see README "Benchmarks"). Prints JSON lines and a Markdown table.
-# Scenarios so far: replay of a preloaded backlog (100k and 1M rows): messages/s and the peak
-# RSS growth during the replay (VmHWM reset through /proc/PID/clear_refs before it starts).
+# Benchmarks emberchat against its peers in one run (README "Benchmarks"): the Socket.IO
+# tutorial's Node server (bench/node) and a socketioxide server (bench/socketioxide).
+#
+# Each server gets a free loopback port and a fresh database. One instance runs idle, conns,
+# fanout and ingest in that order; replay runs on fresh instances over preloaded databases of
+# 100k and 1M rows. The load generator (examples/loadgen) checks every delivery and reads the
+# server's /proc. Output: JSON lines (results.jsonl) and a Markdown table with ratios.
+#
+#   SERVERS="emberchat node socketioxide" bash bench/run.sh   # all three (default)
+#   OUT=bench/results bash bench/run.sh                       # where the results go
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${BIN:-target/release/emberchat}
 LOADGEN=${LOADGEN:-target/release/examples/loadgen}
+SIOX_BIN=${SIOX_BIN:-bench/socketioxide/target/release/socketioxide-chat}
+SERVERS=${SERVERS:-emberchat node socketioxide}
+REPLAY_ROWS=${REPLAY_ROWS:-100000 1000000}
+OUT=${OUT:-bench/results}
 WORK=$(mktemp -d /tmp/emberchat-bench.XXXXXX)
 SERVER_PID=
+
 cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# Fills a fresh database with N rows of ~40-byte messages.
-preload() {
-  python3 - "$1" "$2" <<'PY'
+# 1000 clients and the server's 1000 sockets need more than the usual 1024 descriptors.
+ulimit -n 8192
+
+mkdir -p "$OUT"
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+
+# A database of N rows of ~40-byte messages, made once per size and copied for each server.
+# Rollback journal mode, as a fresh file has: each server opens it its own way.
+template() {
+  local rows=$1 path=$WORK/template-$1.db
+  if [ ! -e "$path" ]; then
+    python3 - "$path" "$rows" <<'PY'
 import sqlite3, sys
 path, n = sys.argv[1], int(sys.argv[2])
 db = sqlite3.connect(path)
-db.execute("PRAGMA journal_mode=WAL")
 db.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, client_offset TEXT UNIQUE, content TEXT)")
-db.executemany("INSERT INTO messages (content) VALUES (?)", (("backlog message number %09d" % i,) for i in range(1, n + 1)))
+db.executemany("INSERT INTO messages (content) VALUES (?)",
+               (("backlog message number %09d" % i,) for i in range(1, n + 1)))
 db.commit()
 db.close()
 PY
+  fi
+  echo "$path"
 }
 
-# Starts the gateway on a free port; sets SERVER_PID and ADDR.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts server $1 on database $2; sets SERVER_PID and ADDR once it accepts connections.
 start() {
-  local db=$1 log=$WORK/server.log
-  "$BIN" --listen 127.0.0.1:0 --db "$db" --log-level info 2>"$log" &
+  local name=$1 db=$2 port log=$WORK/$1.log
+  port=$(free_port)
+  ADDR=127.0.0.1:$port
+  case $name in
+    emberchat)
+      # No per-client rate limit: the benchmark pipelines thousands of messages per client.
+      "$BIN" --listen "$ADDR" --db "$db" --max-message-rate 0 --log-level warn >"$log" 2>&1 &
+      ;;
+    node) PORT=$port DB=$db node bench/node/index.js >"$log" 2>&1 & ;;
+    socketioxide) PORT=$port DB=$db "$SIOX_BIN" >"$log" 2>&1 & ;;
+    *) echo "unknown server $name" >&2; exit 1 ;;
+  esac
   SERVER_PID=$!
-  for _ in $(seq 100); do
-    ADDR=$(sed -n 's/.*listening on http:\/\/\([^,]*\),.*/\1/p' "$log" | head -n1)
-    [ -n "$ADDR" ] && return 0
+  for _ in $(seq 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      # Let start-up work (a JIT, a first checkpoint) settle before anything is measured.
+      sleep 2
+      return 0
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
     sleep 0.05
   done
-  echo "gateway did not start" >&2; cat "$log" >&2; exit 1
+  echo "$name did not start:" >&2
+  cat "$log" >&2
+  exit 1
 }
 
-# Stops it the way systemd would.
 stop() {
-  kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
 }
 
-kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$SERVER_PID/status"; }
+# Runs one loadgen scenario against the running server and records its JSON line.
+measure() {
+  local name=$1 scenario=$2
+  shift 2
+  local line
+  if ! line=$("$LOADGEN" "$scenario" --pid "$SERVER_PID" --addr "$ADDR" "$@"); then
+    echo "$name: $scenario failed" >&2
+    exit 1
+  fi
+  echo "{\"server\":\"$name\",${line#\{}" | tee -a "$RESULTS"
+}
 
+rows_in() {
+  python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*), count(DISTINCT content) FROM messages").fetchone())' "$1"
+}
 
-RESULTS=$WORK/results.jsonl
-for rows in 100000 1000000; do
-  db=$WORK/replay-$rows.db
-  preload "$db" "$rows"
-  start "$db"
-  sleep 1
-  "$LOADGEN" replay --pid "$SERVER_PID" --addr "$ADDR" --rows "$rows" | tee -a "$RESULTS"
+started=$(date +%s)
+for name in $SERVERS; do
+  db=$WORK/$name.db
+  start "$name" "$db"
+  measure "$name" idle
+  measure "$name" conns --clients 1000
+  measure "$name" fanout --receivers 100 --messages 2000
+  measure "$name" ingest --messages 20000
   stop
-  rm -f "$db" "$db-wal" "$db-shm"
+  # Everything acked is stored, once: the fanout warm-up and run (2 x 2000) and the ingest.
+  stored=$(rows_in "$db")
+  if [ "$stored" != "(24000, 24000)" ]; then
+    echo "$name: expected 24000 distinct stored messages, found $stored" >&2
+    exit 1
+  fi
+  for rows in $REPLAY_ROWS; do
+    cp "$(template "$rows")" "$db.replay"
+    start "$name" "$db.replay"
+    measure "$name" replay --rows "$rows"
+    stop
+    rm -f "$db.replay" "$db.replay-wal" "$db.replay-shm" "$db.replay-journal"
+  done
 done
+echo "{\"elapsed_seconds\":$(($(date +%s) - started))}" >"$OUT/run.json"
 
-echo
-echo "| scenario | rows | messages/s | peak RSS growth |"
-echo "|---|---|---|---|"
-python3 - "$RESULTS" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    print(f"| replay | {r['rows']:,} | {r['messages_per_second']:,.0f} | {r['peak_growth_kib']} KiB |")
-PY
+python3 bench/table.py "$RESULTS" | tee "$OUT/table.md"

@@ -320,6 +320,7 @@ fn writer(
             }
         }
         if !inserts.is_empty() {
+            log::trace!("committing {} messages", inserts.len());
             let committed = write_batch(&mut connection, inserts);
             if results.send(committed).is_err() {
                 break;

@@ -231,11 +231,17 @@ fn fanout(server: &Server, addr: &str, receivers: usize, messages: usize) -> Res
         let mut conn = Conn::connect(addr, "").map_err(|e| format!("receiver {i}: {e}"))?;
         let ready = ready.clone();
         listeners.push(thread::spawn(move || {
+            let warmed = receive(&mut conn, messages);
             ready.wait();
+            warmed?;
             receive(&mut conn, messages)
         }));
     }
     let mut sender = Conn::connect(addr, "").map_err(|e| format!("sender: {e}"))?;
+    // A warm-up round first, unmeasured: the figures are for a server that has been running
+    // (allocator pools, a database past its first pages, a JIT past its first calls).
+    let warm_up = messages;
+    send_pipelined(&mut sender, warm_up, "warm-up")?;
     ready.wait();
     let cpu_before = server.cpu_ns().map_err(io_err("/proc"))?;
     let started = Instant::now();

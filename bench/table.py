@@ -1,0 +1,87 @@
+"""Turns bench/run.sh's JSON lines into the Markdown table of the README.
+
+One row per figure, one column per server, then emberchat's advantage over each peer (how many
+times better, whichever way "better" points for that figure) and whether issue 6's target holds.
+"""
+
+import json
+import sys
+
+PEERS = ["node", "socketioxide"]
+TITLES = {"emberchat": "emberchat", "node": "Node tutorial", "socketioxide": "socketioxide"}
+
+
+def load(path):
+    results = {}
+    for line in open(path):
+        record = json.loads(line)
+        key = record["scenario"]
+        if key == "replay":
+            key = f"replay-{record['rows']}"
+        results.setdefault(record["server"], {})[key] = record
+    return results
+
+
+def figure(results, server, scenario, field, scale=1.0):
+    try:
+        return results[server][scenario][field] * scale
+    except KeyError:
+        return None
+
+
+# (label, scenario, field, scale, unit format, higher is better, target check)
+ROWS = [
+    ("idle RSS (VmRSS)", "idle", "rss_kib", 1 / 1024, "{:.2f} MB", False,
+     lambda v, r: v is not None and v <= 3.0, "<= 3 MB"),
+    ("idle private memory (RssAnon)", "idle", "rss_anon_kib", 1 / 1024, "{:.2f} MB", False,
+     lambda v, r: v is not None and v <= 0.4, "<= 0.4 MB"),
+    ("threads when idle", "idle", "threads", 1, "{:.0f}", False, None, ""),
+    ("RSS per idle WebSocket client (1000 connected)", "conns", "bytes_per_client", 1 / 1024,
+     "{:.1f} KB", False, lambda v, r: v is not None and v <= 4.0, "<= 4 KB"),
+    ("fan-out: delivered messages/s (100 receivers x 2000)", "fanout", "delivered_per_second",
+     1, "{:,.0f}", True, lambda v, r: r.get("socketioxide", 0) >= 10, ">= 10x socketioxide"),
+    ("fan-out: server CPU per delivered message", "fanout", "cpu_us_per_delivery", 1,
+     "{:.3f} us", False, lambda v, r: v is not None and v <= 0.5, "<= 0.5 us"),
+    ("fan-out: receivers that saw ids in order", "fanout", "receivers_in_order", 1,
+     "{:.0f}/100", True, lambda v, r: v == 100, "100/100"),
+    ("durable ingest: acked messages/s (20000 pipelined)", "ingest", "acked_per_second", 1,
+     "{:,.0f}", True, lambda v, r: min(r.values(), default=0) >= 20, ">= 20x both"),
+    ("replay 100k rows: messages/s", "replay-100000", "messages_per_second", 1, "{:,.0f}", True,
+     lambda v, r: r.get("socketioxide", 0) >= 1.5, ">= 1.5x socketioxide"),
+    ("replay 1M rows: messages/s", "replay-1000000", "messages_per_second", 1, "{:,.0f}", True,
+     None, ""),
+    ("replay 100k rows: peak RSS growth", "replay-100000", "peak_growth_kib", 1 / 1024,
+     "{:.2f} MB", False, lambda v, r: v is not None and v <= 1.0, "<= 1 MB"),
+    ("replay 1M rows: peak RSS growth", "replay-1000000", "peak_growth_kib", 1 / 1024,
+     "{:.2f} MB", False, lambda v, r: v is not None and v <= 1.0, "<= 1 MB, flat"),
+]
+
+
+def main(path):
+    results = load(path)
+    servers = [s for s in ["emberchat"] + PEERS if s in results]
+    peers = [s for s in PEERS if s in results]
+    header = ["figure"] + [TITLES[s] for s in servers]
+    header += [f"vs {TITLES[p]}" for p in peers] + ["target", "met"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for label, scenario, field, scale, fmt, higher, check, target in ROWS:
+        values = {s: figure(results, s, scenario, field, scale) for s in servers}
+        cells = [label]
+        cells += ["n/a" if values[s] is None else fmt.format(values[s]) for s in servers]
+        ratios = {}
+        ours = values.get("emberchat")
+        for p in peers:
+            theirs = values[p]
+            if ours is None or theirs is None or ours == 0 or theirs == 0:
+                cells.append("")
+                continue
+            ratios[p] = ours / theirs if higher else theirs / ours
+            cells.append(f"{ratios[p]:.1f}x")
+        cells.append(target)
+        cells.append("" if check is None else ("yes" if check(ours, ratios) else "**no**"))
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
