@@ -24,7 +24,7 @@ pub struct ChatConfig {
     /// Append the row id as a string offset to every broadcast, for connection state
     /// recovery (socket.io's client keeps the last string argument). Default true.
     pub recovery_offsets: bool,
-    /// Rows read from SQLite per replay step. Default 256.
+    /// Rows read from SQLite per replay step. Default 1024.
     pub replay_page: usize,
     /// Chat messages one client may send per second (on average; twice that in a burst);
     /// more get an error ack. 0 turns the limit off. Default 20.
@@ -40,7 +40,7 @@ impl Default for ChatConfig {
             max_message_bytes: 16 * 1024,
             max_client_offset_bytes: 128,
             recovery_offsets: true,
-            replay_page: 256,
+            replay_page: 1024,
             token: None,
             max_message_rate: 20,
         }
@@ -274,7 +274,10 @@ impl Chat {
     /// replay already sent (read just after its commit) is skipped by number.
     async fn replay(self: Rc<Self>, socket: Rc<Socket>, mut cursor: i64) {
         self.replays.set(self.replays.get() + 1);
-        let low_water = self.config.replay_page / 4;
+        let page = self.config.replay_page;
+        // The next page is read while this one is sent: at most two pages are in memory,
+        // and the store and the socket work at the same time.
+        let mut prefetched = None;
         loop {
             if !socket.is_connected() {
                 break;
@@ -283,12 +286,12 @@ impl Chat {
                 socket.go_live(cursor);
                 break;
             }
-            if !socket.session().wait_queue_below(low_water).await {
-                break;
-            }
-            let request = match self.store.borrow().as_ref() {
-                Some(store) => store.request_page(cursor, self.config.replay_page),
-                None => break,
+            let request = match prefetched.take() {
+                Some(request) => Ok(request),
+                None => match self.store.borrow().as_ref() {
+                    Some(store) => store.request_page(cursor, page),
+                    None => break,
+                },
             };
             let rows = match request {
                 Ok(request) => request.rows().await,
@@ -315,12 +318,24 @@ impl Chat {
                 break;
             };
             cursor = last.id;
+            if cursor < self.last_broadcast.get() {
+                prefetched = self
+                    .store
+                    .borrow()
+                    .as_ref()
+                    .and_then(|store| store.request_page(cursor, page).ok());
+            }
             for row in &rows {
                 socket.send_frame(chat_frame(
                     &row.content,
                     row.id,
                     self.config.recovery_offsets,
                 ));
+            }
+            drop(rows);
+            // Pace to what the client reads: the queue never holds much more than a page.
+            if !socket.session().wait_queue_below(page / 2).await {
+                break;
             }
         }
         self.replays.set(self.replays.get() - 1);

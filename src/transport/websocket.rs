@@ -142,14 +142,16 @@ impl Outbox {
     }
 }
 
-/// Frames per `writev`: 2 slices each, well under the kernel's 1024.
-const WRITE_BATCH: usize = 64;
+/// Size of the per-thread buffer that frames are gathered in for one write.
+const WRITE_BUFFER_SIZE: usize = 64 * 1024;
 
 /// Size of the per-thread scratch buffer every connection reads into.
 const SCRATCH_SIZE: usize = 16 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
+    static WRITE_BUFFER: RefCell<Box<[u8]>> =
+        RefCell::new(vec![0; WRITE_BUFFER_SIZE].into_boxed_slice());
 }
 
 /// How a connection ended, as seen while reading.
@@ -246,40 +248,46 @@ impl Connection {
     }
 
     /// Writes queued frames until done (true) or the socket would block (false).
+    ///
+    /// Frames are copied side by side into the thread's write buffer and sent with one
+    /// `write`: most are a few dozen bytes, and one contiguous write costs the kernel far less
+    /// than as many small iovecs. A frame too large for the buffer goes alone with `writev`.
     fn write_available(&mut self) -> io::Result<bool> {
         let outbox = &mut self.outbox;
-        while !outbox.frames.is_empty() {
-            let mut headers = [[0u8; MAX_SERVER_HEADER]; WRITE_BATCH];
-            let mut header_lens = [0usize; WRITE_BATCH];
-            let count = outbox.frames.len().min(WRITE_BATCH);
-            for (i, frame) in outbox.frames.iter().take(count).enumerate() {
-                header_lens[i] =
-                    ws_codec::encode_header(frame.opcode, frame.payload.len(), &mut headers[i]);
-            }
-            let mut slices: heapless::Vec<IoSlice<'_>, { 2 * WRITE_BATCH }> = heapless::Vec::new();
-            let mut skip = outbox.written;
-            for (i, frame) in outbox.frames.iter().take(count).enumerate() {
-                for part in [&headers[i][..header_lens[i]], &frame.payload[..]] {
+        while let Some(first) = outbox.frames.front() {
+            let first_len =
+                ws_codec::header_len(first.payload.len()) + first.payload.len() - outbox.written;
+            let result = if first_len > WRITE_BUFFER_SIZE {
+                let mut header = [0u8; MAX_SERVER_HEADER];
+                let header_len =
+                    ws_codec::encode_header(first.opcode, first.payload.len(), &mut header);
+                let mut slices: heapless::Vec<IoSlice<'_>, 2> = heapless::Vec::new();
+                let mut skip = outbox.written;
+                for part in [&header[..header_len], &first.payload[..]] {
                     if skip >= part.len() {
                         skip -= part.len();
                         continue;
                     }
-                    // Cannot fail: the vector has room for two slices per frame.
                     let _ = slices.push(IoSlice::new(&part[skip..]));
                     skip = 0;
                 }
-            }
-            let mut written = match self.stream.try_write_vectored(&slices) {
+                self.stream.try_write_vectored(&slices)
+            } else {
+                WRITE_BUFFER.with_borrow_mut(|buffer| {
+                    let filled = fill_write_buffer(buffer, &outbox.frames, outbox.written);
+                    self.stream.try_write(&buffer[..filled])
+                })
+            };
+            let mut written = match result {
                 Ok(n) => n,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(error) => return Err(error),
             };
-            drop(slices);
             // Retire whole frames; remember how far into the next one the write got.
             written += outbox.written;
             outbox.written = 0;
-            for len in header_lens.iter().take(count) {
-                let total = len + outbox.frames[0].payload.len();
+            while let Some(frame) = outbox.frames.front() {
+                let total = ws_codec::header_len(frame.payload.len()) + frame.payload.len();
                 if written < total {
                     outbox.written = written;
                     break;
@@ -312,6 +320,31 @@ impl Connection {
             .push_control(Opcode::Close, Bytes::copy_from_slice(&code.to_be_bytes()));
         let _ = self.write_available();
     }
+}
+
+/// Copies as many whole frames as fit into `buffer`, the first one from byte `skip` on;
+/// returns how many bytes it filled.
+fn fill_write_buffer(buffer: &mut [u8], frames: &VecDeque<Outgoing>, mut skip: usize) -> usize {
+    let mut filled = 0;
+    for frame in frames {
+        let mut header = [0u8; MAX_SERVER_HEADER];
+        let header_len = ws_codec::encode_header(frame.opcode, frame.payload.len(), &mut header);
+        let total = header_len + frame.payload.len() - skip;
+        if filled + total > buffer.len() {
+            break;
+        }
+        for part in [&header[..header_len], &frame.payload[..]] {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            let part = &part[skip..];
+            buffer[filled..filled + part.len()].copy_from_slice(part);
+            filled += part.len();
+            skip = 0;
+        }
+    }
+    filled
 }
 
 /// Decodes the whole frames at the start of `buf`; returns how many bytes they took.
@@ -481,5 +514,36 @@ fn finish(conn: Connection, session: &Rc<Session>, end: End) {
             conn.close_now(1000);
             session.close(reason);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(payloads: &[&'static [u8]]) -> VecDeque<Outgoing> {
+        payloads
+            .iter()
+            .map(|p| Outgoing {
+                opcode: Opcode::Text,
+                payload: Bytes::from_static(p),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn write_buffer_takes_whole_frames_and_resumes_mid_frame() {
+        let queue = frames(&[b"abc", b"defg", b"hi"]);
+        let mut buffer = [0u8; 11];
+        // 5 + 6 bytes fit, the third frame (4 bytes) does not.
+        assert_eq!(fill_write_buffer(&mut buffer, &queue, 0), 11);
+        assert_eq!(&buffer[..], b"\x81\x03abc\x81\x04defg");
+        // Resuming 4 bytes into the first frame: its last byte, then the rest.
+        let mut buffer = [0u8; 64];
+        let filled = fill_write_buffer(&mut buffer, &queue, 4);
+        assert_eq!(&buffer[..filled], b"c\x81\x04defg\x81\x02hi");
+        let filled = fill_write_buffer(&mut buffer, &queue, 1);
+        assert_eq!(&buffer[..4], b"\x03abc");
+        assert_eq!(filled, 14);
     }
 }

@@ -187,6 +187,15 @@ pub enum Opcode {
     Close,
 }
 
+/// Length of a server frame header for a payload of `length` bytes.
+pub fn header_len(length: usize) -> usize {
+    match length {
+        0..=125 => 2,
+        126..=65535 => 4,
+        _ => 10,
+    }
+}
+
 /// Writes the header of a final, unmasked server frame into `out`; returns its length.
 pub fn encode_header(opcode: Opcode, length: usize, out: &mut [u8; MAX_SERVER_HEADER]) -> usize {
     let opcode = match opcode {
@@ -374,5 +383,8 @@ mod tests {
         assert_eq!(out[..2], [0x8a, 0]);
         assert_eq!(encode_header(Opcode::Close, 2, &mut out), 2);
         assert_eq!(out[..2], [0x88, 2]);
+        for len in [0, 125, 126, 65535, 65536] {
+            assert_eq!(header_len(len), encode_header(Opcode::Text, len, &mut out));
+        }
     }
 }
