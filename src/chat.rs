@@ -6,7 +6,7 @@ use std::rc::{Rc, Weak};
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::engineio::Frame;
+use crate::engineio::{Frame, TextBatch};
 use crate::json::{self, Kind};
 use crate::socketio::{Event, Namespace, NamespaceHandler, Socket};
 use crate::store::{Committed, Insert, Outcome, Store};
@@ -325,14 +325,17 @@ impl Chat {
                     .as_ref()
                     .and_then(|store| store.request_page(cursor, page).ok());
             }
+            let bytes = rows.iter().map(|row| row.content.len() + 48).sum();
+            let mut batch = TextBatch::with_capacity(rows.len(), bytes);
             for row in &rows {
-                socket.send_frame(chat_frame(
-                    &row.content,
-                    row.id,
-                    self.config.recovery_offsets,
-                ));
+                batch.push(|out| {
+                    write_chat_frame(out, &row.content, row.id, self.config.recovery_offsets)
+                });
             }
             drop(rows);
+            for frame in batch.into_frames() {
+                socket.send_frame(frame);
+            }
             // Pace to what the client reads: the queue never holds much more than a page.
             if !socket.session().wait_queue_below(page / 2).await {
                 break;
@@ -481,19 +484,24 @@ fn ack_error(socket: &Socket, ack: u64, reason: &str) {
 /// `42["chat message",<content>,<id>]`, with `,"<id>"` appended as the recovery offset when
 /// `offset` is set; encoded once per broadcast.
 pub fn chat_frame(content: &str, id: i64, offset: bool) -> Frame {
-    let id = itoa(id);
-    let mut text = String::with_capacity(content.len() + 64);
-    text.push_str("42[\"chat message\",");
-    json::write_string(&mut text, content);
-    text.push(',');
-    text.push_str(&id);
-    if offset {
-        text.push_str(",\"");
-        text.push_str(&id);
-        text.push('"');
-    }
-    text.push(']');
+    let mut text = String::with_capacity(content.len() + 48);
+    write_chat_frame(&mut text, content, id, offset);
     Frame::text(text)
+}
+
+/// Appends the broadcast packet of a stored message to `out`; see [`chat_frame`].
+fn write_chat_frame(out: &mut String, content: &str, id: i64, offset: bool) {
+    let id = itoa(id);
+    out.push_str("42[\"chat message\",");
+    json::write_string(out, content);
+    out.push(',');
+    out.push_str(&id);
+    if offset {
+        out.push_str(",\"");
+        out.push_str(&id);
+        out.push('"');
+    }
+    out.push(']');
 }
 
 fn itoa(n: i64) -> heapless::String<20> {

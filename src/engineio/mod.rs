@@ -47,6 +47,42 @@ impl Frame {
     }
 }
 
+/// Text frames cut from one shared buffer: one allocation for a run of frames (a page of
+/// replayed messages) instead of one each.
+#[derive(Default)]
+pub struct TextBatch {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl TextBatch {
+    pub fn with_capacity(frames: usize, bytes: usize) -> TextBatch {
+        TextBatch {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(frames),
+        }
+    }
+
+    /// Appends one frame, written by `write`.
+    pub fn push(&mut self, write: impl FnOnce(&mut String)) {
+        write(&mut self.text);
+        self.ends.push(self.text.len());
+    }
+
+    /// The frames, in order, sharing the batch's buffer.
+    pub fn into_frames(self) -> impl Iterator<Item = Frame> {
+        let bytes = Bytes::from(self.text.into_bytes());
+        let mut start = 0;
+        self.ends.into_iter().map(move |end| {
+            let slice = bytes.slice(start..end);
+            start = end;
+            // SAFETY: every cut is where a `push` ended, so between two char boundaries of
+            // what was a valid String.
+            Frame::Text(unsafe { Utf8Bytes::from_bytes_unchecked(slice) })
+        })
+    }
+}
+
 /// A message delivered to the application.
 #[derive(Debug)]
 pub enum Message<'a> {
@@ -204,5 +240,18 @@ mod tests {
         );
         assert_eq!(Sid::parse(&a), Some(a));
         assert_eq!(Sid::parse(&"x".repeat(21)), None);
+    }
+
+    #[test]
+    fn text_batch_cuts_frames_at_push_boundaries() {
+        let mut batch = TextBatch::default();
+        batch.push(|out| out.push_str("42[\"é\"]"));
+        batch.push(|_| {});
+        batch.push(|out| out.push_str("3"));
+        let frames: Vec<Frame> = batch.into_frames().collect();
+        assert_eq!(
+            frames,
+            [Frame::text("42[\"é\"]"), Frame::text(""), Frame::text("3")]
+        );
     }
 }
