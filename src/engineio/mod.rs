@@ -247,7 +247,7 @@ mod tests {
         let mut batch = TextBatch::default();
         batch.push(|out| out.push_str("42[\"é\"]"));
         batch.push(|_| {});
-        batch.push(|out| out.push_str("3"));
+        batch.push(|out| out.push('3'));
         let frames: Vec<Frame> = batch.into_frames().collect();
         assert_eq!(
             frames,
