@@ -10,6 +10,7 @@ use log::LevelFilter;
 
 use crate::chat::ChatConfig;
 use crate::engineio::EngineConfig;
+use crate::http::{HttpLimits, MIN_HEADER_BYTES};
 use crate::socketio::SocketIoConfig;
 use crate::store::Synchronous;
 
@@ -27,6 +28,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub socketio: SocketIoConfig,
     pub chat: ChatConfig,
+    pub http: HttpLimits,
 }
 
 impl Default for Config {
@@ -39,6 +41,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             socketio: SocketIoConfig::default(),
             chat: ChatConfig::default(),
+            http: HttpLimits::default(),
         }
     }
 }
@@ -76,6 +79,10 @@ Options (each also read from the environment variable shown):
   --ping-timeout MS          Engine.IO ping timeout [EMBERCHAT_PING_TIMEOUT] (default 20000)
   --upgrade-timeout MS       WebSocket upgrade timeout [EMBERCHAT_UPGRADE_TIMEOUT] (default 10000)
   --connect-timeout MS       time to join a namespace [EMBERCHAT_CONNECT_TIMEOUT] (default 45000)
+  --max-header-bytes BYTES   longest HTTP request head; longer gets HTTP 431
+                             [EMBERCHAT_MAX_HEADER_BYTES] (default 16384, at least 8192)
+  --header-timeout MS        time for an HTTP request head to arrive
+                             [EMBERCHAT_HEADER_TIMEOUT] (default 30000)
   --max-payload BYTES        largest packet body [EMBERCHAT_MAX_PAYLOAD] (default 1000000)
   --max-message-bytes BYTES  longest chat message [EMBERCHAT_MAX_MESSAGE_BYTES] (default 16384)
   --max-clients N            most clients at once; more get HTTP 503
@@ -108,6 +115,8 @@ const OPTIONS: &[(&str, &str)] = &[
     ("upgrade-timeout", "EMBERCHAT_UPGRADE_TIMEOUT"),
     ("connect-timeout", "EMBERCHAT_CONNECT_TIMEOUT"),
     ("max-payload", "EMBERCHAT_MAX_PAYLOAD"),
+    ("max-header-bytes", "EMBERCHAT_MAX_HEADER_BYTES"),
+    ("header-timeout", "EMBERCHAT_HEADER_TIMEOUT"),
     ("max-message-bytes", "EMBERCHAT_MAX_MESSAGE_BYTES"),
     ("recovery-window", "EMBERCHAT_RECOVERY_WINDOW"),
     ("max-queue-packets", "EMBERCHAT_MAX_QUEUE_PACKETS"),
@@ -176,6 +185,16 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
         "upgrade-timeout" => config.engine.upgrade_timeout = millis(value)?,
         "connect-timeout" => config.socketio.connect_timeout = millis(value)?,
         "max-payload" => config.engine.max_payload = number(value)?,
+        "max-header-bytes" => {
+            let bytes = number(value)?;
+            if bytes < MIN_HEADER_BYTES {
+                return Err(format!(
+                    "{bytes} is below the minimum of {MIN_HEADER_BYTES}"
+                ));
+            }
+            config.http.max_header_bytes = bytes;
+        }
+        "header-timeout" => config.http.header_timeout = millis(value)?,
         "max-message-bytes" => config.chat.max_message_bytes = number(value)?,
         "max-queue-packets" => config.engine.max_queue_packets = number(value)?,
         "max-clients" => config.engine.max_sessions = number(value)?,

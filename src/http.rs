@@ -244,8 +244,35 @@ fn accepts_gzip(value: &str) -> bool {
     })
 }
 
+/// Bounds on what one HTTP request may cost before it reaches a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Longest request head (request line and headers) buffered; longer gets HTTP 431.
+    /// hyper's floor is 8192. Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// Time allowed for a request head to arrive (slowloris). Default 30 s.
+    pub header_timeout: std::time::Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_header_bytes: 16 * 1024,
+            header_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// hyper refuses a read buffer smaller than this.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
 /// Accepts connections until `shutdown` completes. Must run inside a `LocalSet`.
-pub async fn serve(listener: TcpListener, router: Rc<Router>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    router: Rc<Router>,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -269,6 +296,8 @@ pub async fn serve(listener: TcpListener, router: Rc<Router>, shutdown: impl Fut
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer)
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES))
                 .serve_connection(HyperIo(stream), service)
                 .with_upgrades();
             if let Err(error) = connection.await {

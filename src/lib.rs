@@ -97,7 +97,7 @@ pub async fn run(
     );
     // The listener is bound and accepting (the kernel queues connections from now on).
     lifecycle(Lifecycle::Ready);
-    http::serve(listener, router, shutdown).await;
+    http::serve(listener, router, config.http, shutdown).await;
 
     log::info!("shutting down");
     lifecycle(Lifecycle::Stopping);

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::{Gateway, http};
@@ -472,4 +473,37 @@ fn handshakes_beyond_max_clients_get_503() {
         third.text()
     );
     assert!(gateway.wait_log("--max-clients"));
+}
+
+#[test]
+fn request_heads_are_bounded_in_size_and_time() {
+    let gateway = Gateway::start(
+        "http-head-limits",
+        &["--max-header-bytes", "8192", "--header-timeout", "300"],
+    );
+    let filler = "a".repeat(6000);
+    assert_eq!(
+        http(&gateway.addr, "GET", "/", &[("X-Filler", &filler)], b"").status,
+        200
+    );
+    let filler = "a".repeat(10_000);
+    let too_long = http(&gateway.addr, "GET", "/", &[("X-Filler", &filler)], b"");
+    assert_eq!(too_long.status, 431);
+
+    // Slowloris: a head that never ends is cut off after --header-timeout.
+    let mut stream = std::net::TcpStream::connect(&gateway.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut rest = Vec::new();
+    // The gateway closes the connection (with or without a 408 first).
+    let _ = stream.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "connection closed after {waited:?}"
+    );
+    assert!(rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"));
 }
