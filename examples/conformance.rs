@@ -116,6 +116,7 @@ fn main() {
                     servers.push(tokio::task::spawn_local(http::serve(
                         listener,
                         router.clone(),
+                        http::HttpLimits::default(),
                         std::future::pending::<()>(),
                     )));
                 }
