@@ -158,11 +158,17 @@ conformance:
 # Benchmarks (bench/run.sh): emberchat against the Socket.IO tutorial's Node server and a
 # socketioxide server, both under bench/ and built only here.
 BENCH_SIOX := bench/socketioxide
-bench: build
+bench: build bench/node/node_modules/.installed
 	$(STATIC_ENV) $(CARGO) build --release --locked --target $(HOST) --example loadgen
-	cd bench/node && npm ci --no-audit --no-fund --loglevel=error
 	cd $(BENCH_SIOX) && $(CARGO) build --release --locked
 	BIN=$(BIN) LOADGEN=target/$(HOST)/release/examples/loadgen bash bench/run.sh
+
+# sqlite3's prebuilt binaries live on GitHub; node-gyp builds it against the local headers.
+bench/node/node_modules/.installed: bench/node/package.json bench/node/package-lock.json
+	@command -v g++ >/dev/null && command -v make >/dev/null || { \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ make python3 >/dev/null; }
+	cd bench/node && npm ci --nodedir=/usr --no-audit --no-fund --loglevel=error
+	touch $@
 
 clean:
 	$(CARGO) clean

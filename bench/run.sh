@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 BIN=${BIN:-target/release/emberchat}
 LOADGEN=${LOADGEN:-target/release/examples/loadgen}
-SIOX_BIN=${SIOX_BIN:-bench/socketioxide/target/release/socketioxide-chat}
+SIOX_BIN=${SIOX_BIN:-bench/socketioxide/target/release/socketioxide-chat-peer}
 SERVERS=${SERVERS:-emberchat node socketioxide}
 REPLAY_ROWS=${REPLAY_ROWS:-100000 1000000}
 OUT=${OUT:-bench/results}
