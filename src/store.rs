@@ -410,9 +410,12 @@ fn try_write_batch(
     {
         // Looking the offset up first, rather than `ON CONFLICT DO NOTHING`, keeps ids gapless:
         // an upsert that does nothing still advances the AUTOINCREMENT sequence.
-        let mut known = transaction.prepare("SELECT 1 FROM messages WHERE client_offset = ?1")?;
-        let mut add = transaction.prepare(
-            "INSERT INTO messages (content, client_offset) VALUES (?1, ?2) RETURNING id",
+        let mut known =
+            transaction.prepare_cached("SELECT 1 FROM messages WHERE client_offset = ?1")?;
+        // OR ROLLBACK: a failure undoes the whole batch anyway (nothing of it is acked), and
+        // it spares SQLite a statement journal per row.
+        let mut add = transaction.prepare_cached(
+            "INSERT OR ROLLBACK INTO messages (content, client_offset) VALUES (?1, ?2)",
         )?;
         for insert in inserts {
             if let Some(offset) = &insert.client_offset {
@@ -421,10 +424,9 @@ fn try_write_batch(
                     continue;
                 }
             }
-            let id: i64 = add.query_row(params![insert.content, insert.client_offset], |row| {
-                row.get(0)
-            })?;
-            ids.push(Some(id));
+            ids.push(Some(
+                add.insert(params![insert.content, insert.client_offset])?,
+            ));
         }
     }
     transaction.commit()?;
