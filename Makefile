@@ -38,7 +38,7 @@ CROSS_ENV := RUSTC=/usr/bin/rustc \
 	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
 	CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar
 
-.PHONY: all build run bundle test test-deps lint fmt conformance bench clean install \
+.PHONY: all build run bundle test test-deps lint fmt conformance bench fuzz clean install \
 	cross-aarch64 cross-deps-aarch64 cross-armv7 test-cross
 
 all: build
@@ -169,6 +169,25 @@ bench/node/node_modules/.installed: bench/node/package.json bench/node/package-l
 	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ make python3 >/dev/null; }
 	cd bench/node && npm ci --nodedir=/usr --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Fuzzing (fuzz/, issue 5): each target runs FUZZ_SECONDS from its committed seed corpus
+# (fuzz/corpus/TARGET), new inputs going to fuzz/target/corpus/TARGET. cargo-fuzz needs
+# nightly features; RUSTC_BOOTSTRAP lets the stable toolchain provide them (AddressSanitizer
+# included). Logs and the per-target summary go to fuzz/target/logs.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := engineio_payload socketio_packet http_query websocket_frames json
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --version 0.13.2
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -O
+	mkdir -p fuzz/target/logs
+	set -euo pipefail; for target in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/target/corpus/$$target; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$target fuzz/target/corpus/$$target fuzz/corpus/$$target \
+	    -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -rss_limit_mb=2048 -print_final_stats=1 \
+	    > fuzz/target/logs/$$target.log 2>&1 || { tail -40 fuzz/target/logs/$$target.log; exit 1; }; \
+	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' fuzz/target/logs/$$target.log); \
+	  echo "$$target: $$runs executions in $(FUZZ_SECONDS) s, no crash"; \
+	done | tee fuzz/target/logs/summary.txt
 
 clean:
 	$(CARGO) clean

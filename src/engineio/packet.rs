@@ -46,6 +46,11 @@ impl std::error::Error for PacketError {}
 /// Decodes a text packet (a WebSocket text frame or one polling payload segment).
 pub fn decode(text: &str) -> Result<Packet<'_>, PacketError> {
     let (&kind, _) = text.as_bytes().split_first().ok_or(PacketError::Empty)?;
+    // Every packet type is one ASCII character; checked before slicing, since a multi-byte
+    // first character has no boundary at 1 (found by fuzzing).
+    if !kind.is_ascii() {
+        return Err(PacketError::UnknownType(kind));
+    }
     let data = &text[1..];
     Ok(match kind {
         b'0' => Packet::Open,
@@ -99,6 +104,9 @@ mod tests {
         assert_eq!(decode(""), Err(PacketError::Empty));
         assert_eq!(decode("7"), Err(PacketError::UnknownType(b'7')));
         assert_eq!(decode("x4"), Err(PacketError::UnknownType(b'x')));
+        // A multi-byte first character (U+00E4, then U+1F600) is no packet type.
+        assert_eq!(decode("ä"), Err(PacketError::UnknownType(0xc3)));
+        assert_eq!(decode("\u{1F600}4"), Err(PacketError::UnknownType(0xf0)));
         assert_eq!(decode("b!!!"), Err(PacketError::BadBase64));
         assert_eq!(decode("bA"), Err(PacketError::BadBase64));
     }
