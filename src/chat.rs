@@ -143,8 +143,11 @@ impl Chat {
             }
             Outcome::Failed(error) => {
                 self.store_errors.set(self.store_errors.get() + 1);
+                // The details (file paths, SQLite's words) are for the operator's log, where
+                // the store wrote them; the client learns only that it should retry.
+                log::debug!("message not stored: {error}");
                 if let Some((socket, ack)) = reply {
-                    ack_error(&socket, ack, &format!("message not stored: {error}"));
+                    ack_error(&socket, ack, NOT_STORED);
                 }
             }
         }
@@ -211,7 +214,10 @@ impl Chat {
                 socket: Rc::downgrade(socket),
                 ack: event.ack,
             }),
-            Err(error) => self.refuse(socket, event, &format!("message not stored: {error}")),
+            Err(error) => {
+                log::warn!("message not stored: {error}");
+                self.refuse(socket, event, NOT_STORED)
+            }
         }
     }
 
@@ -452,6 +458,9 @@ impl Budget {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// The ack error for a message the database did not take; the client may retry it.
+const NOT_STORED: &str = "message not stored, try again later";
 
 /// Pause before retrying a replay read that failed.
 const REPLAY_RETRY: std::time::Duration = std::time::Duration::from_millis(500);

@@ -252,6 +252,17 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS messages (
 
 fn open_connection(config: &StoreConfig) -> Result<Connection, StoreError> {
     let connection = Connection::open(&config.path).map_err(|e| describe(&config.path, e))?;
+    // SQLite opens a file it may not write read-only without a word; every message would
+    // then fail. Better to refuse to start, where the operator sees it.
+    if connection
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|e| describe(&config.path, e))?
+    {
+        return Err(StoreError(format!(
+            "{}: the database is read-only; the gateway needs to write to it",
+            config.path.display()
+        )));
+    }
     connection
         .busy_timeout(std::time::Duration::from_millis(config.busy_timeout_ms))
         .map_err(|e| describe(&config.path, e))?;
@@ -298,6 +309,8 @@ fn writer(
     commands: mpsc::Receiver<Command>,
     results: async_mpsc::UnboundedSender<Vec<Committed>>,
 ) {
+    // An in-memory database (tests) has no file to watch.
+    let identity = FileIdentity::of(&config.path).ok();
     let mut batch = Vec::new();
     while let Ok(first) = commands.recv() {
         batch.push(first);
@@ -323,19 +336,24 @@ fn writer(
         }
         if !inserts.is_empty() {
             log::trace!("committing {} messages", inserts.len());
-            let committed = write_batch(&mut connection, inserts);
+            let file = identity.map(|identity| (identity, config.path.as_path()));
+            let committed = write_batch(&mut connection, file, inserts);
             if results.send(committed).is_err() {
                 break;
             }
         }
         for reply in checks {
-            let answer = connection
-                .query_row(
-                    "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
-                    [],
-                    |_| Ok(()),
-                )
-                .map_err(StoreError::from);
+            let answer = identity
+                .map_or(Ok(()), |identity| identity.check(&config.path))
+                .and_then(|()| {
+                    connection
+                        .query_row(
+                            "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
+                            [],
+                            |_| Ok(()),
+                        )
+                        .map_err(StoreError::from)
+                });
             let _ = reply.send(answer);
         }
         for (after, limit, reply) in pages {
@@ -374,10 +392,54 @@ fn read_page(
     rows.collect()
 }
 
+/// The database file's identity on disk (device and inode), to notice it being removed or
+/// replaced under the gateway: SQLite would go on writing to the open, deleted file, and
+/// everything acked from then on would vanish at the next start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    device: u64,
+    inode: u64,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> std::io::Result<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(path)?;
+        Ok(FileIdentity {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+        })
+    }
+
+    /// Fails unless `path` is still the file that was opened.
+    fn check(self, path: &Path) -> Result<(), StoreError> {
+        match FileIdentity::of(path) {
+            Ok(now) if now == self => Ok(()),
+            Ok(_) => Err(StoreError(format!(
+                "{} was replaced by another file; restore it or restart the gateway",
+                path.display()
+            ))),
+            Err(error) => Err(StoreError(format!(
+                "{} is gone ({error}); restore it or restart the gateway",
+                path.display()
+            ))),
+        }
+    }
+}
+
 /// Writes `inserts` in one transaction. On any failure the transaction is rolled back and
 /// every insert of it is reported failed, so nothing is acked that is not on disk.
-fn write_batch(connection: &mut Connection, inserts: Vec<Insert>) -> Vec<Committed> {
-    match try_write_batch(connection, &inserts) {
+fn write_batch(
+    connection: &mut Connection,
+    file: Option<(FileIdentity, &Path)>,
+    inserts: Vec<Insert>,
+) -> Vec<Committed> {
+    let written = match file {
+        Some((identity, path)) => identity.check(path),
+        None => Ok(()),
+    }
+    .and_then(|()| try_write_batch(connection, &inserts).map_err(StoreError::from));
+    match written {
         Ok(ids) => inserts
             .into_iter()
             .zip(ids)
@@ -387,7 +449,6 @@ fn write_batch(connection: &mut Connection, inserts: Vec<Insert>) -> Vec<Committ
             })
             .collect(),
         Err(error) => {
-            let error = StoreError::from(error);
             log::warn!("storing {} message(s) failed: {error}", inserts.len());
             inserts
                 .into_iter()
@@ -458,6 +519,7 @@ mod tests {
         let mut connection = open_connection(&StoreConfig::new(&path)).unwrap();
         let first = write_batch(
             &mut connection,
+            None,
             vec![
                 insert("a", Some("c-1")),
                 insert("b", None),
@@ -471,6 +533,7 @@ mod tests {
         );
         let second = write_batch(
             &mut connection,
+            None,
             vec![insert("c", Some("c-1")), insert("d", None)],
         );
         let outcomes: Vec<_> = second.iter().map(|c| c.outcome.clone()).collect();
@@ -479,6 +542,30 @@ mod tests {
             .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
             .unwrap();
         assert_eq!(count, 3);
+    }
+
+    #[test]
+    fn refuses_to_write_once_the_file_is_removed_or_replaced() {
+        let path = temp_db("removed");
+        let mut connection = open_connection(&StoreConfig::new(&path)).unwrap();
+        let identity = FileIdentity::of(&path).unwrap();
+        let file = Some((identity, path.as_path()));
+        let stored = write_batch(&mut connection, file, vec![insert("kept", None)]);
+        assert_eq!(stored[0].outcome, Outcome::Stored(1));
+        std::fs::rename(&path, path.with_extension("moved")).unwrap();
+        let refused = write_batch(&mut connection, file, vec![insert("lost?", None)]);
+        assert!(
+            matches!(&refused[0].outcome, Outcome::Failed(e) if e.0.contains("is gone")),
+            "{:?}",
+            refused[0].outcome
+        );
+        std::fs::write(&path, b"").unwrap();
+        let refused = write_batch(&mut connection, file, vec![insert("lost?", None)]);
+        assert!(
+            matches!(&refused[0].outcome, Outcome::Failed(e) if e.0.contains("replaced")),
+            "{:?}",
+            refused[0].outcome
+        );
     }
 
     #[test]

@@ -10,6 +10,9 @@ use std::process::Command;
 use common::{Gateway, Ws, http, read_text, scratch_dir, socketio_ws};
 use tungstenite::Message;
 
+/// The ack of a message the database did not take: the details are in the gateway's log.
+const NOT_STORED: &str = "[{\"error\":\"message not stored, try again later\"}]";
+
 /// A tmpfs of a given size, unmounted on drop.
 struct Tmpfs(PathBuf);
 
@@ -29,8 +32,12 @@ impl Tmpfs {
     }
 
     fn resize(&self, size: &str) {
+        self.remount(&format!("size={size}"));
+    }
+
+    fn remount(&self, options: &str) {
         let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
+            .args(["-o", &format!("remount,{options}")])
             .arg(&self.0)
             .status()
             .unwrap();
@@ -85,7 +92,7 @@ fn full_disk_gives_error_acks_then_recovers() {
         );
         let args = wait_ack(&mut writer, n, &mut seen);
         if args != "[]" {
-            assert!(args.contains("full"), "{args}");
+            assert_eq!(args, NOT_STORED);
             failed_at = Some(n);
             break;
         }
@@ -124,5 +131,72 @@ fn full_disk_gives_error_acks_then_recovers() {
         failed_at - 1,
         "the watcher saw every stored message once"
     );
+    drop(gateway);
+}
+
+/// Sends `count` messages numbered from `first` and returns each one's ack arguments.
+fn send_all(ws: &mut Ws, first: u64, count: u64, seen: &mut Vec<String>) -> Vec<String> {
+    for n in first..first + count {
+        send(ws, n, &format!("message {n}"), &format!("offset-{n}"));
+    }
+    (first..first + count)
+        .map(|n| wait_ack(ws, n, seen))
+        .collect()
+}
+
+#[test]
+fn read_only_database_is_refused_at_start() {
+    let dir = scratch_dir("read-only-start");
+    let db = dir.join("data/chat.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    // A database the gateway wrote to, then seen through a read-only bind mount (root is
+    // not stopped by file modes).
+    let gateway = Gateway::start_at(dir.clone(), &db, &[]);
+    assert_eq!(gateway.stop().code(), Some(0));
+    let read_only = dir.join("ro");
+    std::fs::create_dir_all(&read_only).unwrap();
+    let bind = |args: &[&str]| {
+        let status = Command::new("mount").args(args).status().unwrap();
+        assert!(status.success(), "mount {args:?}");
+    };
+    bind(&[
+        "--bind",
+        dir.join("data").to_str().unwrap(),
+        read_only.to_str().unwrap(),
+    ]);
+    let _unmount = Tmpfs(read_only.clone());
+    bind(&["-o", "remount,ro,bind", read_only.to_str().unwrap()]);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_emberchat"))
+        .args(["--listen", "127.0.0.1:0", "--db"])
+        .arg(read_only.join("chat.db"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("read-only"), "{stderr}");
+}
+
+#[test]
+fn removed_database_file_is_not_written_to() {
+    let dir = scratch_dir("db-removed");
+    let db = dir.join("chat.db");
+    let gateway = Gateway::start_at(dir.clone(), &db, &["--max-message-rate", "0"]);
+    let (mut writer, _) = socketio_ws(&gateway, "{}");
+    let mut seen = Vec::new();
+    let acks = send_all(&mut writer, 1, 20, &mut seen);
+    assert!(acks.iter().all(|a| a == "[]"), "{acks:?}");
+
+    // SQLite would go on writing to the open, deleted file, and whatever was acked from
+    // then on would be gone at the next start: the gateway refuses instead.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let acks = send_all(&mut writer, 21, 20, &mut seen);
+    assert!(acks.iter().all(|a| a == NOT_STORED), "{acks:?}");
+    assert!(gateway.wait_log("is gone"));
+    assert_eq!(http(&gateway.addr, "GET", "/healthz", &[], b"").status, 503);
+    assert_eq!(http(&gateway.addr, "GET", "/", &[], b"").status, 200);
+    let (_other, _) = socketio_ws(&gateway, "{}");
     drop(gateway);
 }
