@@ -96,6 +96,11 @@ impl Gateway {
         }
     }
 
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the gateway logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
