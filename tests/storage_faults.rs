@@ -200,3 +200,123 @@ fn removed_database_file_is_not_written_to() {
     let (_other, _) = socketio_ws(&gateway, "{}");
     drop(gateway);
 }
+
+/// An ext4 filesystem in a file on a loop device, mounted with `errors=remount-ro`; undone on
+/// drop.
+struct Ext4Loop {
+    device: String,
+    mount: PathBuf,
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+impl Ext4Loop {
+    /// Makes a 32 MB ext4 image in `dir` and mounts it.
+    fn create(dir: &Path) -> Ext4Loop {
+        let image = dir.join("fs.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(32 << 20)
+            .unwrap();
+        run("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()]);
+        Ext4Loop::attach(dir)
+    }
+
+    /// Mounts the image in `dir` (again).
+    fn attach(dir: &Path) -> Ext4Loop {
+        let image = dir.join("fs.img");
+        let device = run("losetup", &["-f", "--show", image.to_str().unwrap()]);
+        // A loop device can keep the read-only flag of an earlier user.
+        run("blockdev", &["--setrw", &device]);
+        let mount = dir.join("mnt");
+        std::fs::create_dir_all(&mount).unwrap();
+        let loop_mount = Ext4Loop { device, mount };
+        run(
+            "mount",
+            &[
+                "-o",
+                "errors=remount-ro",
+                &loop_mount.device,
+                loop_mount.mount.to_str().unwrap(),
+            ],
+        );
+        loop_mount
+    }
+
+    /// What ext4 does when it meets an I/O or consistency error: it turns read-only at once.
+    fn fail(&self) {
+        let name = self.device.trim_start_matches("/dev/");
+        std::fs::write(
+            format!("/sys/fs/ext4/{name}/trigger_fs_error"),
+            "emberchat test\n",
+        )
+        .unwrap();
+    }
+}
+
+impl Drop for Ext4Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}
+
+#[test]
+fn filesystem_turning_read_only_under_load_gives_error_acks_and_keeps_what_was_acked() {
+    let dir = scratch_dir("fs-read-only");
+    {
+        let fs = Ext4Loop::create(&dir);
+        let db = fs.mount.join("chat.db");
+        let gateway = Gateway::start_at(dir.clone(), &db, &["--max-message-rate", "0"]);
+        let (mut writer, _) = socketio_ws(&gateway, "{}");
+        let mut seen = Vec::new();
+        let acks = send_all(&mut writer, 1, 50, &mut seen);
+        assert!(acks.iter().all(|a| a == "[]"), "{acks:?}");
+
+        // Under load: messages in flight while the filesystem fails. Theirs may go either
+        // way; every later one is refused.
+        for n in 51..=100 {
+            send(
+                &mut writer,
+                n,
+                &format!("message {n}"),
+                &format!("offset-{n}"),
+            );
+        }
+        fs.fail();
+        for n in 101..=150 {
+            send(
+                &mut writer,
+                n,
+                &format!("message {n}"),
+                &format!("offset-{n}"),
+            );
+        }
+        let late: Vec<String> = (101..=150)
+            .map(|n| wait_ack(&mut writer, n, &mut seen))
+            .collect();
+        assert!(late.iter().all(|a| a == NOT_STORED), "{late:?}");
+        assert!(gateway.wait_log("storing"));
+        // Still serving: the page, and a new client.
+        assert_eq!(http(&gateway.addr, "GET", "/", &[], b"").status, 200);
+        let (_other, _) = socketio_ws(&gateway, "{}");
+        gateway.stop();
+    }
+    // Everything acked before the failure is on disk.
+    let fs = Ext4Loop::attach(&dir);
+    let gateway = Gateway::start_at(dir.clone(), &fs.mount.join("chat.db"), &[]);
+    let (mut late, _) = socketio_ws(&gateway, "{\"serverOffset\":0}");
+    for id in 1..=50 {
+        let text = read_text(&mut late);
+        assert!(text.contains(&format!(",{id},\"{id}\"]")), "{id}: {text}");
+    }
+    drop(gateway);
+}
