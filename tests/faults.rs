@@ -356,3 +356,35 @@ fn inputs_from_socket_io_security_history_are_refused_cleanly() {
     }
     assert_eq!(http(&gateway.addr, "GET", "/healthz", &[], b"").status, 200);
 }
+
+#[test]
+fn fragment_floods_are_bounded_by_max_payload() {
+    let gateway = Gateway::start("fragment-flood", &["--max-payload", "100000"]);
+    let mut ws = common::open_ws(&gateway, "");
+    assert!(read_text(&mut ws).starts_with("0{"));
+    // One text message in 1000-byte fragments, masked with a zero key, far past maxPayload.
+    let fragment = |first: bool| {
+        let mut frame = vec![if first { 0x01 } else { 0x00 }, 0x80 | 126, 0x03, 0xe8];
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend_from_slice(&[b'a'; 1000]);
+        frame
+    };
+    let stream = ws.get_mut();
+    for n in 0..300 {
+        // The gateway may hang up before all of them are written.
+        if stream.write_all(&fragment(n == 0)).is_err() {
+            break;
+        }
+    }
+    let close = loop {
+        match ws.read() {
+            Ok(Message::Close(frame)) => break frame,
+            Ok(_) => {}
+            Err(error) => panic!("no close frame: {error}"),
+        }
+    };
+    let code = close.map(|frame| u16::from(frame.code));
+    assert_eq!(code, Some(1009), "message too big");
+    assert!(gateway.wait_log("over the size limit"));
+    assert_eq!(http(&gateway.addr, "GET", "/", &[], b"").status, 200);
+}
