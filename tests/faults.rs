@@ -388,3 +388,27 @@ fn fragment_floods_are_bounded_by_max_payload() {
     assert!(gateway.wait_log("over the size limit"));
     assert_eq!(http(&gateway.addr, "GET", "/", &[], b"").status, 200);
 }
+
+#[test]
+fn a_second_pending_poll_closes_the_session() {
+    let gateway = Arc::new(Gateway::start("overlapping-polls", &[]));
+    let open = http(&gateway.addr, "GET", POLLING, &[], b"").text();
+    let path = format!("{POLLING}&sid={}", &open[9..29]);
+    http(&gateway.addr, "POST", &path, &[], b"40");
+    // The CONNECT reply comes first; then a GET waits for the next packet.
+    assert!(
+        http(&gateway.addr, "GET", &path, &[], b"")
+            .text()
+            .starts_with("40{")
+    );
+    let pending = {
+        let (gateway, path) = (gateway.clone(), path.clone());
+        thread::spawn(move || http(&gateway.addr, "GET", &path, &[], b"").text())
+    };
+    thread::sleep(Duration::from_millis(200));
+    let second = http(&gateway.addr, "GET", &path, &[], b"");
+    assert_eq!(second.status, 400);
+    // The pending GET is released with a close packet, and the session is gone.
+    assert_eq!(pending.join().unwrap(), "1");
+    assert_eq!(http(&gateway.addr, "GET", &path, &[], b"").status, 400);
+}
