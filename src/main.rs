@@ -69,7 +69,8 @@ fn main() -> ExitCode {
             Lifecycle::Ready => systemd::notify("READY=1\nSTATUS=serving"),
             Lifecycle::Stopping => systemd::notify("STOPPING=1\nSTATUS=stopping"),
         };
-        match emberchat::run(listener, config, shutdown_signal(), lifecycle).await {
+        let shutdown = shutdown_signal();
+        match emberchat::run(listener, config, shutdown, lifecycle).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 log::error!("{error}");
@@ -79,19 +80,30 @@ fn main() -> ExitCode {
     })
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Watches SIGINT and SIGTERM from now on (not from the first poll: a signal that arrives
+/// between start-up and the first turn of the event loop must not kill the process) and
+/// returns a future that completes on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(error) => {
-            log::warn!("cannot watch SIGTERM: {error}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
+    let watch = |kind: SignalKind, name: &str| {
+        signal(kind)
+            .map_err(|error| log::warn!("cannot watch {name}: {error}"))
+            .ok()
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+    let terminate = watch(SignalKind::terminate(), "SIGTERM");
+    let interrupt = watch(SignalKind::interrupt(), "SIGINT");
+    async move {
+        let wait = |signal: Option<tokio::signal::unix::Signal>| async move {
+            match signal {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = wait(terminate) => {}
+            _ = wait(interrupt) => {}
+        }
     }
 }
