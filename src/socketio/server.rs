@@ -147,11 +147,13 @@ impl engineio::Handler for Server {
             me: me.clone(),
             sockets: RefCell::new(Vec::new()),
             partial: RefCell::new(None),
+            connect_timer: RefCell::new(None),
         });
-        tokio::task::spawn_local(connect_timeout(
+        let timer = tokio::task::spawn_local(connect_timeout(
             Rc::downgrade(&client),
             self.shared.config.connect_timeout,
         ));
+        *client.connect_timer.borrow_mut() = Some(timer.abort_handle());
         client
     }
 }
@@ -183,6 +185,9 @@ pub struct Client {
     session: Rc<Session>,
     me: Weak<Client>,
     sockets: RefCell<Vec<Rc<Socket>>>,
+    /// The connect-timeout task, stopped once a namespace is joined: otherwise every client
+    /// would keep a task and a timer alive for connectTimeout (45 s) for nothing.
+    connect_timer: RefCell<Option<tokio::task::AbortHandle>>,
     partial: RefCell<Option<Partial>>,
 }
 
@@ -277,6 +282,9 @@ impl Client {
         socket.set_connected(true);
         socket.slot.set(namespace.hub.insert(socket.clone()));
         self.sockets.borrow_mut().push(socket.clone());
+        if let Some(timer) = self.connect_timer.borrow_mut().take() {
+            timer.abort();
+        }
         if let Some(recovery) = recovery {
             recovery.connected(&socket, now);
         }

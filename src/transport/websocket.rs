@@ -85,7 +85,9 @@ pub fn upgrade(
                 let session = engine.open(TransportKind::WebSocket);
                 run(&engine, conn, &session).await;
             }
-            Ok(Some(session)) => match probe(&engine, &mut conn, &session).await {
+            // Boxed: the probe's timer would otherwise enlarge every connection's task for
+            // its whole life, though an upgrade takes a moment.
+            Ok(Some(session)) => match Box::pin(probe(&engine, &mut conn, &session)).await {
                 Probe::Upgraded => run(&engine, conn, &session).await,
                 Probe::UpgradedThenEnded(end) => finish(conn, &session, end),
                 Probe::Failed => conn.close_now(1000),
