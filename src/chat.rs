@@ -339,9 +339,7 @@ impl Chat {
                 });
             }
             drop(rows);
-            for frame in batch.into_frames() {
-                socket.send_frame(frame);
-            }
+            socket.send_frames(batch.into_frames());
             // Pace to what the client reads: the queue never holds much more than a page.
             if !socket.session().wait_queue_below(page / 2).await {
                 break;

@@ -136,23 +136,34 @@ impl Session {
     /// Queues a frame for the client. Frames sent after close, or once the queue has
     /// overflowed its limits, are dropped.
     pub fn send(&self, frame: Frame) {
+        self.send_all(std::iter::once(frame));
+    }
+
+    /// Queues several frames with one wake-up of the transport (a page of replayed messages).
+    pub fn send_all(&self, frames: impl IntoIterator<Item = Frame>) {
         let mut state = self.state.borrow_mut();
         if state.closed.is_some() || state.overflowed {
             return;
         }
-        let bytes = state.queued_bytes + frame.len();
-        if state.queue.len() >= self.limits.packets || bytes > self.limits.bytes {
-            state.overflowed = true;
-            drop(state);
-            // Closing here would re-enter whoever is sending (a broadcast walking its
-            // sockets), so the heartbeat task closes the session on its next turn.
-            self.heartbeat_wake.notify_one();
-            return;
+        let mut queued = false;
+        for frame in frames {
+            let bytes = state.queued_bytes + frame.len();
+            if state.queue.len() >= self.limits.packets || bytes > self.limits.bytes {
+                state.overflowed = true;
+                drop(state);
+                // Closing here would re-enter whoever is sending (a broadcast walking its
+                // sockets), so the heartbeat task closes the session on its next turn.
+                self.heartbeat_wake.notify_one();
+                return;
+            }
+            state.queued_bytes = bytes;
+            state.queue.push_back(frame);
+            queued = true;
         }
-        state.queued_bytes = bytes;
-        state.queue.push_back(frame);
         drop(state);
-        self.transport_wake.notify_one();
+        if queued {
+            self.transport_wake.notify_one();
+        }
     }
 
     /// True once the outbound queue hit its limits.

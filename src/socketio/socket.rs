@@ -120,6 +120,11 @@ impl Socket {
         self.session.send(frame);
     }
 
+    /// Queues several encoded packets at once; see [`Session::send_all`].
+    pub fn send_frames(&self, frames: impl IntoIterator<Item = Frame>) {
+        self.session.send_all(frames);
+    }
+
     /// Emits `event`; `args_tail` is the rest of the argument array after the name: `]` for no
     /// arguments or `,<json>,<json>]`. Attachments follow as binary frames.
     pub fn emit(&self, event: &str, args_tail: &str, attachments: &[Bytes]) {
