@@ -12,8 +12,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${BIN:-target/release/emberchat}
-LOADGEN=${LOADGEN:-target/release/examples/loadgen}
+# What `make bench` builds (static, for the host's target triple).
+HOST=$(rustc -vV | sed -n 's/^host: //p')
+BIN=${BIN:-target/$HOST/release/emberchat}
+LOADGEN=${LOADGEN:-target/$HOST/release/examples/loadgen}
+for program in "$BIN" "$LOADGEN"; do
+  [ -x "$program" ] || { echo "$program is missing: run make bench" >&2; exit 1; }
+done
 SIOX_BIN=${SIOX_BIN:-bench/socketioxide/target/release/socketioxide-chat-peer}
 SERVERS=${SERVERS:-emberchat node socketioxide}
 REPLAY_ROWS=${REPLAY_ROWS:-100000 1000000}
@@ -86,8 +91,14 @@ start() {
   exit 1
 }
 
+# SIGTERM, and SIGKILL if the server has not gone within 10 s.
 stop() {
   kill -TERM "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 100); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
 }

@@ -331,18 +331,28 @@ impl Chat {
                     .as_ref()
                     .and_then(|store| store.request_page(cursor, page).ok());
             }
-            let bytes = rows.iter().map(|row| row.content.len() + 48).sum();
-            let mut batch = TextBatch::with_capacity(rows.len(), bytes);
-            for row in &rows {
-                batch.push(|out| {
-                    write_chat_frame(out, &row.content, row.id, self.config.recovery_offsets)
-                });
-            }
-            drop(rows);
-            socket.send_frames(batch.into_frames());
-            // Pace to what the client reads: the queue never holds much more than a page.
-            if !socket.session().wait_queue_below(page / 2).await {
-                break;
+            // The page goes out in parts of at most a quarter of the client's queue limit in
+            // bytes (messages may be long), each once the queue is down to a quarter: paced
+            // to what the client reads, and never near the limit that would drop it.
+            let session = socket.session();
+            let limits = session.limits();
+            let (packets, bytes) = (page.min(limits.packets / 4), limits.bytes / 4);
+            let mut rows = rows.iter().peekable();
+            while rows.peek().is_some() {
+                if !session.wait_queue_below(packets, bytes).await {
+                    break;
+                }
+                let mut batch = TextBatch::with_capacity(packets.min(256), bytes.min(64 * 1024));
+                let mut size = 0;
+                while let Some(row) = rows.next_if(|row| {
+                    batch.is_empty() || (batch.len() < packets && size + row.content.len() < bytes)
+                }) {
+                    size += row.content.len() + 48;
+                    batch.push(|out| {
+                        write_chat_frame(out, &row.content, row.id, self.config.recovery_offsets)
+                    });
+                }
+                socket.send_frames(batch.into_frames());
             }
         }
         self.replays.set(self.replays.get() - 1);

@@ -309,8 +309,19 @@ fn writer(
     commands: mpsc::Receiver<Command>,
     results: async_mpsc::UnboundedSender<Vec<Committed>>,
 ) {
-    // An in-memory database (tests) has no file to watch.
-    let identity = FileIdentity::of(&config.path).ok();
+    // An in-memory database has no file to watch.
+    let identity = match FileIdentity::of(&config.path) {
+        Ok(identity) => Some(identity),
+        Err(error) => {
+            if config.path != Path::new(":memory:") {
+                log::warn!(
+                    "{}: cannot watch the database file ({error}); its removal would go unnoticed",
+                    config.path.display()
+                );
+            }
+            None
+        }
+    };
     let mut batch = Vec::new();
     while let Ok(first) = commands.recv() {
         batch.push(first);

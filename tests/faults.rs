@@ -53,8 +53,19 @@ fn a_stalled_reader_under_a_flood_is_dropped_and_memory_stays_bounded() {
     const MESSAGES: u64 = 20_000;
     const RECEIVERS: usize = 3;
     let gateway = Gateway::start("stalled-flood", &["--max-message-rate", "0"]);
-    // Connected, then never read again.
+    // Connected, then never read again; the second one keeps sending WebSocket pings, so its
+    // connection stays busy (and owes pongs) while it reads nothing.
     let (stalled, _) = socketio_ws(&gateway, "{}");
+    let (mut pinging, _) = socketio_ws(&gateway, "{}");
+    pinging
+        .get_mut()
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let pinger = thread::spawn(move || {
+        while pinging.send(Message::Ping(vec![7; 100].into())).is_ok() {
+            thread::sleep(Duration::from_millis(5));
+        }
+    });
     let mut receivers = Vec::new();
     for _ in 0..RECEIVERS {
         let (mut ws, _) = socketio_ws(&gateway, "{}");
@@ -92,8 +103,9 @@ fn a_stalled_reader_under_a_flood_is_dropped_and_memory_stays_bounded() {
     }
     let growth = status_kib(&gateway, "VmHWM").saturating_sub(baseline);
     assert!(growth < 16 * 1024, "RSS grew by {growth} KiB");
-    assert_eq!(metric(&gateway, "emberchat_queue_overflows_total"), 1);
+    wait_metric(&gateway, "emberchat_queue_overflows_total", 2);
     assert!(gateway.wait_log("outbound queue full"));
+    pinger.join().unwrap();
     drop(stalled);
 }
 
@@ -411,4 +423,36 @@ fn a_second_pending_poll_closes_the_session() {
     // The pending GET is released with a close packet, and the session is gone.
     assert_eq!(pending.join().unwrap(), "1");
     assert_eq!(http(&gateway.addr, "GET", &path, &[], b"").status, 400);
+}
+
+#[test]
+fn replay_of_long_messages_stays_within_the_queue_limit() {
+    let gateway = Gateway::start("long-replay", &["--max-message-rate", "0"]);
+    let (mut writer, _) = socketio_ws(&gateway, "{}");
+    let body = "y".repeat(8000);
+    for n in 0..600u64 {
+        writer
+            .send(Message::text(format!(
+                "42{n}[\"chat message\",\"{n:04}{body}\",\"long-{n}\"]"
+            )))
+            .unwrap();
+        loop {
+            if read_text(&mut writer).starts_with(&format!("43{n}[")) {
+                break;
+            }
+        }
+    }
+    // 4.8 MB of history, far past the 1 MiB a client may have queued: the replay is paced
+    // in parts, and the client gets all of it without being dropped.
+    let (mut late, _) = socketio_ws(&gateway, "{\"serverOffset\":0}");
+    for id in 1..=600 {
+        let text = read_text(&mut late);
+        assert_eq!(
+            message_id(&text),
+            Some(id),
+            "{}",
+            &text[..text.len().min(80)]
+        );
+    }
+    assert_eq!(metric(&gateway, "emberchat_queue_overflows_total"), 0);
 }

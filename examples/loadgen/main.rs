@@ -254,7 +254,10 @@ fn fanout(server: &Server, addr: &str, receivers: usize, messages: usize) -> Res
         in_order += usize::from(received.in_order);
         debug_assert_eq!(received.count, messages);
     }
-    let cpu = server.cpu_ns().map_err(io_err("/proc"))? - cpu_before;
+    let cpu = server
+        .cpu_ns()
+        .map_err(io_err("/proc"))?
+        .saturating_sub(cpu_before);
     let seconds = (finished - started).as_secs_f64();
     let delivered = receivers * messages;
     Ok(format!(
@@ -276,7 +279,10 @@ fn ingest(server: &Server, addr: &str, messages: usize) -> Result<String> {
     let started = Instant::now();
     let acked_at = send_pipelined(&mut sender, messages, "ingest")?;
     let received = listener.join().map_err(|_| "receiver panicked")??;
-    let cpu = server.cpu_ns().map_err(io_err("/proc"))? - cpu_before;
+    let cpu = server
+        .cpu_ns()
+        .map_err(io_err("/proc"))?
+        .saturating_sub(cpu_before);
     let seconds = (acked_at - started).as_secs_f64();
     Ok(format!(
         "{{\"scenario\":\"ingest\",\"messages\":{messages},\"seconds\":{seconds:.3},\

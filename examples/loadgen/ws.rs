@@ -6,6 +6,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const OP_CONTINUATION: u8 = 0x0;
@@ -17,6 +18,9 @@ const OP_PING: u8 = 0x9;
 /// One WebSocket connection carrying an Engine.IO session.
 pub struct Conn {
     stream: TcpStream,
+    /// Taken for every write: a pong from the reading thread must not land inside a batch
+    /// the writing thread is in the middle of.
+    write_lock: Arc<Mutex<()>>,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -42,6 +46,7 @@ impl Conn {
         stream.write_all(request.as_bytes())?;
         let mut conn = Conn {
             stream,
+            write_lock: Arc::new(Mutex::new(())),
             buf: vec![0; 64 * 1024],
             start: 0,
             end: 0,
@@ -66,6 +71,7 @@ impl Conn {
     pub fn writer(&self) -> io::Result<Writer> {
         Ok(Writer {
             stream: self.stream.try_clone()?,
+            write_lock: self.write_lock.clone(),
             out: Vec::new(),
         })
     }
@@ -137,6 +143,7 @@ impl Conn {
     pub fn send_text(&mut self, payload: &[u8]) -> io::Result<()> {
         let mut out = Vec::with_capacity(payload.len() + 14);
         encode_text(&mut out, payload);
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         self.stream.write_all(&out)
     }
 }
@@ -144,6 +151,7 @@ impl Conn {
 /// The writing half of a connection, batching frames into one buffer.
 pub struct Writer {
     stream: TcpStream,
+    write_lock: Arc<Mutex<()>>,
     out: Vec<u8>,
 }
 
@@ -153,6 +161,7 @@ impl Writer {
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         self.stream.write_all(&self.out)?;
         self.out.clear();
         Ok(())

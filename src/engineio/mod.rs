@@ -69,8 +69,28 @@ impl TextBatch {
         self.ends.push(self.text.len());
     }
 
+    /// Frames pushed so far.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
     /// The frames, in order, sharing the batch's buffer.
     pub fn into_frames(self) -> impl Iterator<Item = Frame> {
+        // `push` hands out the whole String: a writer that rewrote earlier text could have
+        // moved a cut inside a character. Checked here, so the unchecked conversion below
+        // stays sound whatever the writers did.
+        let mut start = 0;
+        for &end in &self.ends {
+            assert!(
+                start <= end && self.text.is_char_boundary(end),
+                "TextBatch: a frame boundary was overwritten"
+            );
+            start = end;
+        }
         let bytes = Bytes::from(self.text.into_bytes());
         let mut start = 0;
         self.ends.into_iter().map(move |end| {

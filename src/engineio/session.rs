@@ -187,6 +187,11 @@ impl Session {
         }
     }
 
+    /// The queue's limits.
+    pub fn limits(&self) -> QueueLimits {
+        self.limits
+    }
+
     /// Number of frames waiting to be written.
     pub fn queued(&self) -> usize {
         self.state.borrow().queue.len()
@@ -208,14 +213,18 @@ impl Session {
         self.drain_wake.notify_waiters();
     }
 
-    /// Waits until at most `low_water` frames are queued. Returns false once the session is
-    /// closed. Lets a producer (replay) pace itself to what the client actually reads.
-    pub async fn wait_queue_below(&self, low_water: usize) -> bool {
+    /// Waits until at most `packets` frames and `bytes` bytes are queued. Returns false once
+    /// the session is closed. Lets a producer (replay) pace itself to what the client reads.
+    pub async fn wait_queue_below(&self, packets: usize, bytes: usize) -> bool {
         loop {
             if self.is_closed() {
                 return false;
             }
-            if self.queued() <= low_water {
+            let (queued, queued_bytes) = {
+                let state = self.state.borrow();
+                (state.queue.len(), state.queued_bytes)
+            };
+            if queued <= packets && queued_bytes <= bytes {
                 return true;
             }
             // Single-threaded: nothing can drain the queue between the check and this wait.
@@ -283,6 +292,13 @@ impl Session {
     /// What the pending GET should answer now.
     pub fn poll(&self) -> PollReply {
         let mut state = self.state.borrow_mut();
+        if state.transport == TransportKind::WebSocket {
+            // A GET left over from before the upgrade: release it, and pass the wake-up it
+            // took on to the WebSocket, whose queue this is now.
+            drop(state);
+            self.transport_wake.notify_one();
+            return PollReply::Noop;
+        }
         if !state.queue.is_empty() {
             state.queued_bytes = 0;
             let frames = state.queue.drain(..).collect();
@@ -438,6 +454,19 @@ mod tests {
         assert_eq!(s.transport(), TransportKind::WebSocket);
         assert_eq!(s.begin_get(), Err(PollRefusal::Upgraded));
         assert_eq!(s.begin_post(), Err(PollRefusal::Upgraded));
+    }
+
+    #[test]
+    fn a_get_left_over_from_before_the_upgrade_takes_nothing() {
+        let s = session();
+        s.begin_get().unwrap();
+        assert!(s.begin_probe());
+        assert_eq!(s.poll(), PollReply::Noop);
+        assert!(s.finish_upgrade());
+        // The same GET, woken again: the frames are the WebSocket's now.
+        s.send(Frame::text("42[\"x\"]"));
+        assert_eq!(s.poll(), PollReply::Noop);
+        assert_eq!(s.queued(), 1);
     }
 
     #[test]

@@ -399,6 +399,9 @@ impl engineio::Connection for Client {
     }
 
     fn on_close(&self, reason: CloseReason) {
+        if let Some(timer) = self.connect_timer.borrow_mut().take() {
+            timer.abort();
+        }
         let sockets = std::mem::take(&mut *self.sockets.borrow_mut());
         for socket in sockets {
             self.remove_socket(&socket, reason.as_str());

@@ -3,10 +3,10 @@
 //! hyper answers the HTTP handshake; then the connection is driven here directly on the
 //! `TcpStream`, with tungstenite's frame codec (`ws_codec`). Doing the I/O ourselves is what
 //! keeps clients cheap: an idle connection owns no buffers (reads go through one scratch buffer
-//! per thread), and a broadcast frame's bytes are shared by every receiver and written with
-//! one `writev` per wake-up, header and payload side by side, never copied.
+//! per thread), a broadcast frame's bytes are shared by every receiver's queue, and each
+//! wake-up gathers a connection's queued frames into one write.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::rc::Rc;
@@ -139,8 +139,22 @@ impl Outbox {
     /// Queues a control frame (pong, close) ahead of data frames, but never inside a frame
     /// already partly written.
     fn push_control(&mut self, opcode: Opcode, payload: Bytes) {
-        let at = usize::from(self.written > 0).min(self.frames.len());
-        self.frames.insert(at, Outgoing { opcode, payload });
+        let first_unstarted = usize::from(self.written > 0).min(self.frames.len());
+        // Only the latest ping needs an answer (RFC 6455 5.5.3): a client that pings without
+        // reading gets one pending pong, not one per ping.
+        if opcode == Opcode::Pong {
+            if let Some(pending) = self
+                .frames
+                .iter_mut()
+                .skip(first_unstarted)
+                .find(|frame| frame.opcode == Opcode::Pong)
+            {
+                pending.payload = payload;
+                return;
+            }
+        }
+        self.frames
+            .insert(first_unstarted, Outgoing { opcode, payload });
     }
 }
 
@@ -154,6 +168,16 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
     static WRITE_BUFFER: RefCell<Box<[u8]>> =
         RefCell::new(vec![0; WRITE_BUFFER_SIZE].into_boxed_slice());
+}
+
+/// Socket reads per turn of a connection's task; see [`Connection::read_available`].
+const READS_PER_TURN: usize = 4;
+
+/// Whether a read turn emptied the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadState {
+    Drained,
+    More,
 }
 
 /// How a connection ended, as seen while reading.
@@ -186,13 +210,15 @@ impl Connection {
         }
     }
 
-    /// Reads and decodes everything the socket has, handing each text or binary message to
-    /// `on_message`; answers pings. Returns once the socket would block.
+    /// Reads and decodes what the socket has, handing each text or binary message to
+    /// `on_message`; answers pings. Returns `Drained` once the socket would block, or `More`
+    /// after [`READS_PER_TURN`] reads, so that one client sending without pause cannot keep
+    /// the (single) thread from everyone else.
     fn read_available(
         &mut self,
         mut on_message: impl FnMut(&mut Outbox, Inbound<'_>) -> Result<(), End>,
-    ) -> Result<(), End> {
-        loop {
+    ) -> Result<ReadState, End> {
+        for _ in 0..READS_PER_TURN {
             let read = if self.partial.is_empty() {
                 SCRATCH.with_borrow_mut(|scratch| {
                     let n = match self.stream.try_read(scratch) {
@@ -222,9 +248,10 @@ impl Connection {
                 n
             };
             if read == 0 {
-                return Ok(());
+                return Ok(ReadState::Drained);
             }
         }
+        Ok(ReadState::More)
     }
 
     /// Decodes whatever whole frames `partial` holds (bytes hyper read past the handshake, or
@@ -318,8 +345,13 @@ impl Connection {
     /// Sends a close frame if the socket takes it now, then drops the connection: a client
     /// that stopped reading is not waited for.
     fn close_now(mut self, code: u16) {
-        self.outbox
-            .push_control(Opcode::Close, Bytes::copy_from_slice(&code.to_be_bytes()));
+        // Nothing may follow the close frame; a frame already partly written is finished.
+        let keep = usize::from(self.outbox.written > 0);
+        self.outbox.frames.truncate(keep);
+        self.outbox.frames.push_back(Outgoing {
+            opcode: Opcode::Close,
+            payload: Bytes::copy_from_slice(&code.to_be_bytes()),
+        });
         let _ = self.write_available();
     }
 }
@@ -416,42 +448,47 @@ async fn probe(engine: &Engine, conn: &mut Connection, session: &Rc<Session>) ->
         Upgraded,
     }
     let deadline = Instant::now() + engine.config().upgrade_timeout;
-    let mut stage = Stage::AwaitingProbe;
-    let result = loop {
+    let stage = Cell::new(Stage::AwaitingProbe);
+    let mut on_message = |outbox: &mut Outbox, message: Inbound<'_>| match (stage.get(), message) {
+        (Stage::AwaitingProbe, Inbound::Text("2probe")) if session.begin_probe() => {
+            stage.set(Stage::Probed);
+            outbox.extend([Frame::text("3probe")]);
+            Ok(())
+        }
+        (Stage::Probed, Inbound::Text("5")) if session.finish_upgrade() => {
+            log::debug!("session {}: upgraded to websocket", session.sid());
+            stage.set(Stage::Upgraded);
+            Ok(())
+        }
+        // What the client sends right after `5` already belongs to the session.
+        (Stage::Upgraded, message) => deliver(engine, session, message),
+        _ => Err(End::Closed),
+    };
+    // `2probe` may have come in with the handshake, read by hyper already.
+    let mut result = conn.decode_partial(&mut on_message);
+    while result.is_ok() && stage.get() != Stage::Upgraded {
         let flushed = match conn.write_available() {
             Ok(flushed) => flushed,
-            Err(_) => break Err(End::Closed),
+            Err(_) => {
+                result = Err(End::Closed);
+                break;
+            }
         };
         let ready = tokio::select! {
             ready = conn.ready(!flushed) => ready,
             _ = sleep_until(deadline) => {
                 log::debug!("session {}: upgrade timed out", session.sid());
-                break Err(End::Closed);
+                result = Err(End::Closed);
+                break;
             }
         };
         if ready.is_err() {
-            break Err(End::Closed);
+            result = Err(End::Closed);
+            break;
         }
-        let read = conn.read_available(|outbox, message| match (stage, message) {
-            (Stage::AwaitingProbe, Inbound::Text("2probe")) if session.begin_probe() => {
-                stage = Stage::Probed;
-                outbox.extend([Frame::text("3probe")]);
-                Ok(())
-            }
-            (Stage::Probed, Inbound::Text("5")) if session.finish_upgrade() => {
-                log::debug!("session {}: upgraded to websocket", session.sid());
-                stage = Stage::Upgraded;
-                Ok(())
-            }
-            // What the client sends right after `5` already belongs to the session.
-            (Stage::Upgraded, message) => deliver(engine, session, message),
-            _ => Err(End::Closed),
-        });
-        if read.is_err() || stage == Stage::Upgraded {
-            break read;
-        }
-    };
-    match (stage, result) {
+        result = conn.read_available(&mut on_message).map(|_| ());
+    }
+    match (stage.get(), result) {
         (Stage::Upgraded, Ok(())) => Probe::Upgraded,
         (Stage::Upgraded, Err(end)) => Probe::UpgradedThenEnded(end),
         (Stage::Probed, _) => {
@@ -471,13 +508,25 @@ async fn run(engine: &Engine, mut conn: Connection, session: &Rc<Session>) {
         return finish(conn, session, end);
     }
     loop {
-        session.take_queued(&mut conn.outbox);
+        // Frames move from the session's queue only once the previous batch is written: what
+        // a slow reader has not taken stays there, where the queue limits apply.
+        if conn.outbox.frames.is_empty() {
+            session.take_queued(&mut conn.outbox);
+        }
         let flushed = match conn.write_available() {
             Ok(flushed) => flushed,
             Err(_) => return finish(conn, session, End::Closed),
         };
+        if flushed && session.queued() > 0 {
+            continue;
+        }
         if session.is_closed() {
             return conn.close_now(1000);
+        }
+        if session.overflowed() {
+            // Closed on the heartbeat task's next turn; read nothing more from this client.
+            session.closed().await;
+            return;
         }
         // A client that stops reading leaves the write pending; when the session is closed
         // meanwhile (its queue overflowed, say), the connection is dropped.
@@ -488,9 +537,11 @@ async fn run(engine: &Engine, mut conn: Connection, session: &Rc<Session>) {
         };
         match ready {
             Ok(ready) if ready.is_readable() || ready.is_read_closed() => {
-                let read = conn.read_available(|_, message| deliver(engine, session, message));
-                if let Err(end) = read {
-                    return finish(conn, session, end);
+                match conn.read_available(|_, message| deliver(engine, session, message)) {
+                    Ok(ReadState::Drained) => {}
+                    // More is waiting: let the other tasks run first.
+                    Ok(ReadState::More) => tokio::task::yield_now().await,
+                    Err(end) => return finish(conn, session, end),
                 }
             }
             Ok(_) => {}
@@ -513,6 +564,11 @@ fn finish(conn: Connection, session: &Rc<Session>, end: End) {
             session.close(CloseReason::TransportError);
         }
         End::Session(reason) => {
+            // What the session queued before it ended (acks of earlier messages, a
+            // CONNECT_ERROR) goes out first, as far as the socket takes it now.
+            let mut conn = conn;
+            session.take_queued(&mut conn.outbox);
+            let _ = conn.write_available();
             conn.close_now(1000);
             session.close(reason);
         }
@@ -531,6 +587,29 @@ mod tests {
                 payload: Bytes::from_static(p),
             })
             .collect()
+    }
+
+    #[test]
+    fn one_pong_waits_at_a_time_and_never_inside_a_started_frame() {
+        let mut outbox = Outbox {
+            frames: frames(&[b"abc", b"def"]),
+            written: 1,
+        };
+        outbox.push_control(Opcode::Pong, Bytes::from_static(b"1"));
+        outbox.push_control(Opcode::Pong, Bytes::from_static(b"2"));
+        let order: Vec<(Opcode, &[u8])> = outbox
+            .frames
+            .iter()
+            .map(|f| (f.opcode, &f.payload[..]))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (Opcode::Text, &b"abc"[..]),
+                (Opcode::Pong, &b"2"[..]),
+                (Opcode::Text, &b"def"[..])
+            ]
+        );
     }
 
     #[test]
