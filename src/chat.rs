@@ -331,12 +331,13 @@ impl Chat {
                     .as_ref()
                     .and_then(|store| store.request_page(cursor, page).ok());
             }
-            // The page goes out in parts of at most a quarter of the client's queue limit in
-            // bytes (messages may be long), each once the queue is down to a quarter: paced
-            // to what the client reads, and never near the limit that would drop it.
+            // The page goes out in parts of at most an eighth of the client's queue limit in
+            // bytes (messages may be long) and a quarter of a page, each once the queue is
+            // down to that much: paced to what the client reads, never near the limit that
+            // would drop it, and little in memory at a time.
             let session = socket.session();
             let limits = session.limits();
-            let (packets, bytes) = (page.min(limits.packets / 4), limits.bytes / 4);
+            let (packets, bytes) = ((page / 4).min(limits.packets / 4), limits.bytes / 8);
             let mut rows = rows.iter().peekable();
             while rows.peek().is_some() {
                 if !session.wait_queue_below(packets, bytes).await {

@@ -274,9 +274,9 @@ fn open_connection(config: &StoreConfig) -> Result<Connection, StoreError> {
     }
     connection
         .execute_batch(&format!(
-            // A 512 KiB page cache (SQLite's default is 2 MB): a replay streams the table
+            // A 256 KiB page cache (SQLite's default is 2 MB): a replay streams the table
             // through it, and the gateway's memory should not grow with the backlog.
-            "PRAGMA synchronous={};\nPRAGMA cache_size=-512;\n{SCHEMA};",
+            "PRAGMA synchronous={};\nPRAGMA cache_size=-256;\n{SCHEMA};",
             config.synchronous.pragma()
         ))
         .map_err(|e| describe(&config.path, e))?;
