@@ -288,18 +288,11 @@ impl Connection {
                 ws_codec::header_len(first.payload.len()) + first.payload.len() - outbox.written;
             let result = if first_len > WRITE_BUFFER_SIZE {
                 let mut header = [0u8; MAX_SERVER_HEADER];
-                let header_len =
-                    ws_codec::encode_header(first.opcode, first.payload.len(), &mut header);
-                let mut slices: heapless::Vec<IoSlice<'_>, 2> = heapless::Vec::new();
                 let mut skip = outbox.written;
-                for part in [&header[..header_len], &first.payload[..]] {
-                    if skip >= part.len() {
-                        skip -= part.len();
-                        continue;
-                    }
-                    let _ = slices.push(IoSlice::new(&part[skip..]));
-                    skip = 0;
-                }
+                let slices: heapless::Vec<IoSlice<'_>, 2> =
+                    unwritten_parts(first, &mut header, &mut skip)
+                        .map(IoSlice::new)
+                        .collect();
                 self.stream.try_write_vectored(&slices)
             } else {
                 WRITE_BUFFER.with_borrow_mut(|buffer| {
@@ -361,24 +354,34 @@ impl Connection {
 fn fill_write_buffer(buffer: &mut [u8], frames: &VecDeque<Outgoing>, mut skip: usize) -> usize {
     let mut filled = 0;
     for frame in frames {
-        let mut header = [0u8; MAX_SERVER_HEADER];
-        let header_len = ws_codec::encode_header(frame.opcode, frame.payload.len(), &mut header);
-        let total = header_len + frame.payload.len() - skip;
+        let total = ws_codec::header_len(frame.payload.len()) + frame.payload.len() - skip;
         if filled + total > buffer.len() {
             break;
         }
-        for part in [&header[..header_len], &frame.payload[..]] {
-            if skip >= part.len() {
-                skip -= part.len();
-                continue;
-            }
-            let part = &part[skip..];
+        let mut header = [0u8; MAX_SERVER_HEADER];
+        for part in unwritten_parts(frame, &mut header, &mut skip) {
             buffer[filled..filled + part.len()].copy_from_slice(part);
             filled += part.len();
-            skip = 0;
         }
     }
     filled
+}
+
+/// A frame's header (encoded into `header`) and payload, less the first `skip` bytes, which
+/// were written already; `skip` is used up.
+fn unwritten_parts<'a>(
+    frame: &'a Outgoing,
+    header: &'a mut [u8; MAX_SERVER_HEADER],
+    skip: &mut usize,
+) -> impl Iterator<Item = &'a [u8]> {
+    let header_len = ws_codec::encode_header(frame.opcode, frame.payload.len(), header);
+    let mut parts = [&header[..header_len], &frame.payload[..]];
+    for part in &mut parts {
+        let cut = (*skip).min(part.len());
+        *part = &part[cut..];
+        *skip -= cut;
+    }
+    parts.into_iter().filter(|part| !part.is_empty())
 }
 
 /// Decodes the whole frames at the start of `buf`; returns how many bytes they took.

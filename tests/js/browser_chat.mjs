@@ -8,51 +8,27 @@
 
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS, CHROMIUM_PATH, CheckFailed, check, log, sleep } from './e2e_common.mjs';
+import {
+  CHROMIUM_ARGS,
+  CHROMIUM_PATH,
+  CheckFailed,
+  check,
+  log,
+  onFinish,
+  runMain,
+  setStep,
+  sleep,
+  startRun,
+} from './e2e_common.mjs';
 
-const OVERALL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS) || 30_000;
 const STEP_TIMEOUT_MS = 8_000;
 
-let step = 'start';
+const { baseUrl, args } = startRun('browser_chat', { usage: 'node browser_chat.mjs BASE_URL [SCREENSHOT.png]', defaultTimeoutMs: 30_000 });
+const [screenshotPath] = args;
+const pageUrl = new URL('/', baseUrl).href;
+
 let browser = null;
-
-let finishing = false;
-async function finish(code, message) {
-  if (finishing) return;
-  finishing = true;
-  clearTimeout(overallTimer);
-  if (code === 0) log(`PASS ${message}`);
-  else console.error(`FAIL ${message}`);
-  if (browser) {
-    // never let a stuck browser keep us alive
-    await Promise.race([browser.close().catch(() => {}), sleep(5_000)]);
-  }
-  process.exit(code);
-}
-
-// ---------------------------------------------------------------- arguments
-const [baseUrl, screenshotPath] = process.argv.slice(2);
-if (!baseUrl) {
-  console.error('usage: node browser_chat.mjs BASE_URL [SCREENSHOT.png]');
-  process.exit(1);
-}
-let pageUrl;
-try {
-  const u = new URL(baseUrl);
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
-  pageUrl = new URL('/', u).href;
-} catch (e) {
-  console.error(`FAIL arguments: bad BASE_URL ${JSON.stringify(baseUrl)} (${e.message})`);
-  process.exit(1);
-}
-
-const overallTimer = setTimeout(() => {
-  finish(1, `overall timeout: no result after ${OVERALL_TIMEOUT_MS} ms (stuck at step: ${step})`);
-}, OVERALL_TIMEOUT_MS);
-
-process.on('unhandledRejection', (err) => {
-  finish(1, `unexpected error at step ${step}: ${err?.stack || err}`);
-});
+onFinish(() => browser?.close());
 
 // ---------------------------------------------------------------- helpers
 async function openChatPage(context, name) {
@@ -170,7 +146,7 @@ async function main() {
   log(`browser_chat against ${pageUrl} with ${CHROMIUM_PATH}`);
   const token = randomBytes(6).toString('hex');
 
-  step = 'launch chromium';
+  setStep('launch chromium');
   try {
     browser = await chromium.launch({
       executablePath: CHROMIUM_PATH,
@@ -193,15 +169,15 @@ async function main() {
   const ctx1 = await browser.newContext(contextOptions);
   const ctx2 = await browser.newContext(contextOptions);
 
-  step = 'open pages';
+  setStep('open pages');
   const p1 = await openChatPage(ctx1, 'page1');
   const p2 = await openChatPage(ctx2, 'page2');
 
-  step = 'wait connected';
+  setStep('wait connected');
   await Promise.all([waitStatus(p1, 'connected'), waitStatus(p2, 'connected')]);
   log('both pages show "connected"');
 
-  step = 'plain message';
+  setStep('plain message');
   const plain = `hello from the browser ${token} ✓`;
   await sendFromPage(p1, plain);
   const got2 = await waitForMessage(p2, plain);
@@ -215,7 +191,7 @@ async function main() {
   );
   log(`page2 shows the message with id #${got2.id}`);
 
-  step = 'markup is rendered as text';
+  setStep('markup is rendered as text');
   const probe = `<img src=x onerror="window.__xss=1"> ${token}`;
   await sendFromPage(p1, probe);
   const gotProbe = await waitForMessage(p2, probe);
@@ -239,7 +215,7 @@ async function main() {
   }
   log('markup shown literally, window.__xss undefined');
 
-  step = 'toggle button';
+  setStep('toggle button');
   await p2.page.click('#toggle-btn');
   await waitStatus(p2, 'disconnected');
   log('page2: toggle -> "disconnected"');
@@ -257,22 +233,16 @@ async function main() {
   );
   log(`page2 receives again after reconnecting (#${gotAfter.id})`);
 
-  step = 'page errors';
+  setStep('page errors');
   for (const p of [p1, p2]) {
     check(p.pageErrors.length === 0, `${p.name} no JS errors`, p.pageErrors.join(' | '));
   }
 
   if (screenshotPath) {
-    step = 'screenshot';
+    setStep('screenshot');
     await p2.page.screenshot({ path: screenshotPath });
     log(`screenshot of page2 written to ${screenshotPath}`);
   }
 }
 
-main().then(
-  () => finish(0, 'browser_chat: message delivered between two pages, rendered as text, with id'),
-  (err) => {
-    const msg = err instanceof CheckFailed ? err.message : `unexpected error: ${err?.stack || err}`;
-    finish(1, `browser_chat at step "${step}": ${msg}`);
-  },
-);
+runMain(main, () => `message delivered between two pages, rendered as text, with id`);

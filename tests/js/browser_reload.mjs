@@ -15,52 +15,27 @@
 
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS, CHROMIUM_PATH, CheckFailed, check, log, sleep } from './e2e_common.mjs';
+import {
+  CHROMIUM_ARGS,
+  CHROMIUM_PATH,
+  CheckFailed,
+  check,
+  log,
+  onFinish,
+  runMain,
+  setStep,
+  sleep,
+  startRun,
+} from './e2e_common.mjs';
 
-const OVERALL_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS) || 30_000;
 const STEP_TIMEOUT_MS = 8_000;
 const DUPLICATE_GRACE_MS = 500;
 
-let step = 'start';
+const { baseUrl, args } = startRun('browser_reload', { usage: 'node browser_reload.mjs URL', defaultTimeoutMs: 30_000 });
+const pageUrl = new URL('/', baseUrl).href;
+
 let browser = null;
-
-let finishing = false;
-async function finish(code, message) {
-  if (finishing) return;
-  finishing = true;
-  clearTimeout(overallTimer);
-  if (code === 0) log(`PASS ${message}`);
-  else console.error(`FAIL ${message}`);
-  if (browser) {
-    // never let a stuck browser keep us alive
-    await Promise.race([browser.close().catch(() => {}), sleep(5_000)]);
-  }
-  process.exit(code);
-}
-
-// ---------------------------------------------------------------- arguments
-const [baseUrl] = process.argv.slice(2);
-if (!baseUrl) {
-  console.error('usage: node browser_reload.mjs URL');
-  process.exit(1);
-}
-let pageUrl;
-try {
-  const u = new URL(baseUrl);
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
-  pageUrl = new URL('/', u).href;
-} catch (e) {
-  console.error(`FAIL arguments: bad URL ${JSON.stringify(baseUrl)} (${e.message})`);
-  process.exit(1);
-}
-
-const overallTimer = setTimeout(() => {
-  finish(1, `browser_reload: overall timeout: no result after ${OVERALL_TIMEOUT_MS} ms (stuck at step: ${step})`);
-}, OVERALL_TIMEOUT_MS);
-
-process.on('unhandledRejection', (err) => {
-  finish(1, `browser_reload: unexpected error at step ${step}: ${err?.stack || err}`);
-});
+onFinish(() => browser?.close());
 
 // ---------------------------------------------------------------- helpers
 
@@ -171,7 +146,7 @@ async function main() {
   const tok = randomBytes(6).toString('hex');
   const texts = [1, 2, 3].map((i) => `reload ${tok} ${i}/3 ${randomBytes(4).toString('hex')}`);
 
-  step = 'launch chromium';
+  setStep('launch chromium');
   try {
     browser = await chromium.launch({
       executablePath: CHROMIUM_PATH,
@@ -196,7 +171,7 @@ async function main() {
     if (msg.type() === 'error') log(`console error: ${msg.text()}`);
   });
 
-  step = 'open page';
+  setStep('open page');
   const response = await page.goto(pageUrl, { waitUntil: 'load', timeout: STEP_TIMEOUT_MS }).catch((e) => {
     throw new CheckFailed('GET /', String(e.message).split('\n')[0]);
   });
@@ -204,14 +179,14 @@ async function main() {
   await waitStatus(page, 'page', 'connected');
   log('page connected');
 
-  step = 'send 3 messages';
+  setStep('send 3 messages');
   for (const t of texts) await sendFromPage(page, t);
   await waitListed(page, 'page', texts);
   await sleep(DUPLICATE_GRACE_MS);
   const before = verifyListed(await listItems(page), texts, 'before reload:');
   log(`before reload: listed with ids ${JSON.stringify(before)}`);
 
-  step = 'reload';
+  setStep('reload');
   const reloaded = await page.reload({ waitUntil: 'load', timeout: STEP_TIMEOUT_MS }).catch((e) => {
     throw new CheckFailed('reload', String(e.message).split('\n')[0]);
   });
@@ -219,7 +194,7 @@ async function main() {
   await waitStatus(page, 'reloaded page', 'connected');
   log('reloaded page connected');
 
-  step = 'history after reload';
+  setStep('history after reload');
   await waitListed(page, 'reloaded page', texts);
   await sleep(DUPLICATE_GRACE_MS); // catch duplicates
   const items = await listItems(page);
@@ -240,15 +215,9 @@ async function main() {
   }
   log(`after reload: ${items.length} item(s) listed, ours with ids ${JSON.stringify(after)}, ${raw.length} raw event(s)`);
 
-  step = 'page errors';
+  setStep('page errors');
   check(pageErrors.length === 0, 'no page JS errors', () => pageErrors.join(' | '));
   return after;
 }
 
-main().then(
-  (ids) => finish(0, `browser_reload: 3 messages listed once each with the same ids (${ids.join(', ')}) after a reload`),
-  (err) => {
-    const msg = err instanceof CheckFailed ? err.message : `unexpected error: ${err?.stack || err}`;
-    finish(1, `browser_reload at step "${step}": ${msg}`);
-  },
-);
+runMain(main, (ids) => `3 messages listed once each with the same ids (${ids.join(', ')}) after a reload`);

@@ -137,6 +137,14 @@ export function closeAll() {
   }
 }
 
+const cleanups = [];
+
+// Registers work to do before exiting (closing a browser, say); each gets at most
+// 5 s, so nothing stuck can keep the script alive.
+export function onFinish(cleanup) {
+  cleanups.push(cleanup);
+}
+
 export async function finish(code, message) {
   if (finishing) return;
   finishing = true;
@@ -144,6 +152,9 @@ export async function finish(code, message) {
   if (code === 0) log(`PASS ${message}`);
   else console.error(`FAIL ${message}`);
   closeAll();
+  for (const cleanup of cleanups) {
+    await Promise.race([Promise.resolve().then(cleanup).catch(() => {}), sleep(5_000)]);
+  }
   await sleep(100); // let close packets flush
   process.exit(code);
 }
