@@ -14,9 +14,11 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use emberchat::engineio::{self, CloseReason, Engine, EngineConfig, Frame, Message, Session};
+use emberchat::engineio::{
+    self, CloseReason, EncodedPacket, Engine, EngineConfig, Message, Session, SessionHandler,
+};
 use emberchat::http::{self, Router};
-use emberchat::socketio::{Event, NamespaceHandler, Server, Socket, SocketIoConfig};
+use emberchat::socketio::{Event, NamespaceHandler, Refusal, Server, Socket, SocketIoConfig};
 
 /// Engine.IO echo: each message goes back to its sender.
 struct Echo;
@@ -26,18 +28,18 @@ struct EchoConnection {
 }
 
 impl engineio::Handler for Echo {
-    fn on_open(&self, session: &Rc<Session>) -> Rc<dyn engineio::Connection> {
+    fn on_open(&self, session: &Rc<Session>) -> Rc<dyn SessionHandler> {
         Rc::new(EchoConnection {
             session: session.clone(),
         })
     }
 }
 
-impl engineio::Connection for EchoConnection {
+impl SessionHandler for EchoConnection {
     fn on_message(&self, message: Message<'_>) {
         match message {
-            Message::Text(text) => self.session.send(Frame::text(format!("4{text}"))),
-            Message::Binary(data) => self.session.send(Frame::Binary(data)),
+            Message::Text(text) => self.session.send(EncodedPacket::text(format!("4{text}"))),
+            Message::Binary(data) => self.session.send(EncodedPacket::Binary(data)),
         }
     }
 
@@ -48,7 +50,13 @@ impl engineio::Connection for EchoConnection {
 struct Conformance;
 
 impl NamespaceHandler for Conformance {
-    fn on_connect(&self, socket: &Rc<Socket>, auth: &str) {
+    type Data = ();
+
+    fn admit(&self, _auth: &str) -> Result<(), Refusal> {
+        Ok(())
+    }
+
+    fn on_connect(self: &Rc<Self>, socket: &Rc<Socket<()>>, auth: &str) {
         // The suite reads the CONNECT reply and the `auth` event with two separate one-shot
         // listeners, so both must not arrive in one read: emit on a later turn of the loop,
         // after the transport has flushed the reply.
@@ -60,7 +68,7 @@ impl NamespaceHandler for Conformance {
         });
     }
 
-    fn on_event(&self, socket: &Rc<Socket>, event: Event<'_>) {
+    fn on_event(self: &Rc<Self>, socket: &Rc<Socket<()>>, event: Event<'_>) {
         match event.name {
             "message" => socket.emit("message-back", event.args_tail, event.attachments),
             "message-with-ack" => {
@@ -99,8 +107,8 @@ fn main() {
     local.block_on(&runtime, async move {
         let echo = Engine::new(engine_config.clone(), Rc::new(Echo));
         let mut server = Server::new(socketio_config);
-        server.add_namespace("/", Rc::new(Conformance));
-        server.add_namespace("/custom", Rc::new(Conformance));
+        server.add_namespace("/", |_| Rc::new(Conformance));
+        server.add_namespace("/custom", |_| Rc::new(Conformance));
         let socketio = Engine::new(engine_config, Rc::new(server));
         let router = Rc::new(
             Router::without_assets()

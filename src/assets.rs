@@ -23,7 +23,7 @@ pub fn find(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|asset| asset.path == path)
 }
 
-/// True when the official client bundle is part of this build.
-pub fn has_client_bundle() -> bool {
-    find(CLIENT_BUNDLE_PATH).is_some()
+/// The version of the official client bundle embedded in this build, if it has one.
+pub fn client_bundle_version() -> Option<&'static str> {
+    find(CLIENT_BUNDLE_PATH).map(|_| CLIENT_BUNDLE_VERSION)
 }

@@ -1,13 +1,13 @@
 //! The HTTP front: accept loop, routing, and the embedded static files.
 
 use std::convert::Infallible;
+use std::error::Error;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -16,62 +16,15 @@ use tokio::net::TcpListener;
 
 use crate::assets::{self, Asset};
 use crate::engineio::Engine;
-use crate::transport::{self, io::HyperIo, io::TokioTimer};
+use crate::transport::{self, Body, io::HyperIo, io::TokioTimer, response};
 
-/// A response body that is sent in one piece.
-#[derive(Debug, Default)]
-pub struct Body(Option<Bytes>);
-
-impl Body {
-    pub fn empty() -> Body {
-        Body(None)
-    }
-}
-
-impl From<Bytes> for Body {
-    fn from(data: Bytes) -> Body {
-        Body(Some(data))
-    }
-}
-
-impl hyper::body::Body for Body {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.take().map(|data| Ok(Frame::data(data))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.0.is_none()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.0.as_ref().map_or(0, |d| d.len() as u64))
-    }
-}
-
-/// A response with a body and its content type.
-pub fn response(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Body> {
-    let mut response = Response::new(Body::from(body.into()));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
+/// A health check on its way: `Ok` when the gateway can serve, else why not.
+pub type HealthCheck = Pin<Box<dyn Future<Output = Result<(), Box<dyn Error>>>>>;
 
 /// What `/healthz` and `/metrics` report.
 pub trait Status {
     /// Resolves to `Ok` when the gateway can serve (its database answers).
-    fn health(&self) -> Pin<Box<dyn Future<Output = Result<(), String>>>>;
+    fn health(&self) -> HealthCheck;
     /// Metrics in Prometheus' text format.
     fn metrics(&self) -> String;
 }

@@ -1,186 +1,31 @@
 //! emberchat: a small Socket.IO chat gateway for single-board computers.
 //!
 //! # Layout
-//! - [`json`]: a bounded JSON scanner; Socket.IO payloads stay raw text.
-//! - [`engineio`]: Engine.IO v4 codecs, session state and heartbeat (no sockets).
-//! - [`socketio`]: Socket.IO v5 codec, namespaces, sockets and acks (no sockets).
+//! Each layer uses only the ones listed after it (`tests/architecture.rs` checks that no
+//! module imports from one that imports from it):
+//! - [`gateway`]: puts the layers together and runs them until shutdown.
+//! - [`http`]: accept loop, routing, embedded files (`assets`), health and metrics.
 //! - [`transport`]: long-polling and WebSocket, moving bytes between sockets and sessions.
-//! - [`http`]: accept loop, routing, embedded files ([`assets`]).
-//! - [`hub`]: a namespace's sockets and broadcast.
-//! - [`store`]: SQLite on its own thread, group commit.
-//! - [`chat`]: the application: store, broadcast in id order, ack.
+//! - `chat`: the application: validate, store, broadcast in id order, ack; replay.
+//! - [`socketio`]: Socket.IO v5: codec, namespaces, sockets with the application's data,
+//!   acks, ordered broadcast, paced backlogs, connection state recovery (no sockets).
+//! - [`engineio`]: Engine.IO v4: codecs, session state, heartbeat (no sockets).
+//! - `store`: SQLite on its own thread, group commit.
+//! - [`json`]: a bounded JSON scanner; Socket.IO payloads stay raw text.
 //! - [`config`], [`logger`], [`systemd`]: start-up settings, log output, service manager.
 
-pub mod assets;
-pub mod chat;
+pub(crate) mod assets;
+pub(crate) mod chat;
 pub mod config;
 pub mod engineio;
+pub mod gateway;
 pub mod http;
-pub mod hub;
 pub mod json;
 pub mod logger;
-pub mod random;
+pub(crate) mod random;
 pub mod socketio;
-pub mod store;
+pub(crate) mod store;
 pub mod systemd;
 pub mod transport;
 
-use std::fmt::Write as _;
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::time::Duration;
-
-use tokio::net::TcpListener;
-
-use crate::chat::Chat;
-use crate::config::Config;
-use crate::engineio::{CloseReason, Engine};
-use crate::http::{Router, Status};
-use crate::socketio::Server;
-use crate::store::{Store, StoreConfig, StoreError};
-
-/// How long transports get to flush their close packets when the gateway stops.
-const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
-
-/// Moments of the gateway's life that a service manager wants to hear about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifecycle {
-    /// The database is open and the listener accepts connections.
-    Ready,
-    /// Shutting down: no new connections, sessions being closed.
-    Stopping,
-}
-
-/// Runs the chat gateway on `listener` until `shutdown` completes, then closes every session
-/// (a reason clients may recover from), finishes pending commits and checkpoints the WAL.
-/// `lifecycle` hears when it is ready and when it stops. Must run inside a
-/// `tokio::task::LocalSet` on a current-thread runtime.
-pub async fn run(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()>,
-    lifecycle: impl Fn(Lifecycle),
-) -> Result<(), StoreError> {
-    let mut store_config = StoreConfig::new(&config.db);
-    store_config.synchronous = config.synchronous;
-    let (store, results) = Store::open(store_config)?;
-    let chat = Chat::new(config.chat.clone(), store);
-    let mut server = Server::new(config.socketio.clone());
-    let namespace = server.add_namespace("/", chat.clone());
-    chat.attach(namespace.clone());
-    let engine = Engine::new(config.engine.clone(), Rc::new(server));
-    let status = Rc::new(GatewayStatus {
-        engine: engine.clone(),
-        namespace,
-        chat: chat.clone(),
-    });
-    let router = Rc::new(
-        Router::new()
-            .endpoint("/socket.io/", engine.clone())
-            .status(status),
-    );
-    let commits = tokio::task::spawn_local(chat.clone().run_commits(results));
-
-    if !assets::has_client_bundle() {
-        log::warn!(
-            "this build has no Socket.IO client bundle: the page cannot connect (see README)"
-        );
-    }
-    log::info!(
-        "emberchat {} listening on http://{}, database {}",
-        env!("CARGO_PKG_VERSION"),
-        listener
-            .local_addr()
-            .map_or_else(|_| "?".into(), |a| a.to_string()),
-        config.db.display()
-    );
-    // The listener is bound and accepting (the kernel queues connections from now on).
-    lifecycle(Lifecycle::Ready);
-    http::serve(listener, router, config.http, shutdown).await;
-
-    log::info!("shutting down");
-    lifecycle(Lifecycle::Stopping);
-    engine.close_all(CloseReason::ServerShutdown);
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-    while !engine.is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    commits.abort();
-    let _ = commits.await;
-    chat.close_store();
-    Ok(())
-}
-
-/// What `/healthz` and `/metrics` report for the chat gateway.
-struct GatewayStatus {
-    engine: Rc<Engine>,
-    namespace: Rc<socketio::Namespace>,
-    chat: Rc<Chat>,
-}
-
-impl Status for GatewayStatus {
-    fn health(&self) -> Pin<Box<dyn Future<Output = Result<(), String>>>> {
-        let check = self.chat.check_store();
-        Box::pin(async move { check.await.map_err(|e| e.to_string()) })
-    }
-
-    fn metrics(&self) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        metric(
-            "emberchat_sessions",
-            "gauge",
-            "Engine.IO sessions open.",
-            self.engine.len().to_string(),
-        );
-        metric(
-            "emberchat_connected_clients",
-            "gauge",
-            "Sockets connected to the chat namespace.",
-            self.namespace.hub().len().to_string(),
-        );
-        metric(
-            "emberchat_messages_stored_total",
-            "counter",
-            "Chat messages stored since start.",
-            self.chat.messages_stored().to_string(),
-        );
-        metric(
-            "emberchat_last_message_id",
-            "gauge",
-            "Highest message id in the database.",
-            self.chat.last_id().to_string(),
-        );
-        metric(
-            "emberchat_replays_in_progress",
-            "gauge",
-            "Clients being sent stored messages they missed.",
-            self.chat.replays_in_progress().to_string(),
-        );
-        metric(
-            "emberchat_queue_overflows_total",
-            "counter",
-            "Clients disconnected because they fell too far behind, since start.",
-            self.engine.queue_overflows().to_string(),
-        );
-        metric(
-            "emberchat_rate_limited_total",
-            "counter",
-            "Chat messages refused for exceeding the per-client rate, since start.",
-            self.chat.rate_limited().to_string(),
-        );
-        metric(
-            "emberchat_store_errors_total",
-            "counter",
-            "Chat messages refused because the database failed, since start.",
-            self.chat.store_errors().to_string(),
-        );
-        out
-    }
-}
+pub use gateway::{Lifecycle, run};

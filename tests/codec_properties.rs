@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use emberchat::engineio::packet::Packet as EnginePacket;
-use emberchat::engineio::{Frame, base64, payload};
+use emberchat::engineio::{EncodedPacket, base64, payload};
 use emberchat::json;
 use emberchat::socketio::packet::{self, MAX_ACK_ID, PacketType};
 use emberchat::transport::ws_codec::{Decoded, Decoder, Inbound};
@@ -57,11 +57,11 @@ proptest! {
 
     #[test]
     fn polling_payloads_round_trip(frames in proptest::collection::vec(outbound(), 1..8)) {
-        let encoded: Vec<Frame> = frames
+        let encoded: Vec<EncodedPacket> = frames
             .iter()
             .map(|f| match f {
-                Outbound::Text(text) => Frame::text(format!("4{text}")),
-                Outbound::Binary(data) => Frame::Binary(Bytes::from(data.clone())),
+                Outbound::Text(text) => EncodedPacket::text(format!("4{text}")),
+                Outbound::Binary(data) => EncodedPacket::Binary(Bytes::from(data.clone())),
             })
             .collect();
         let body = payload::encode(&encoded);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use emberchat::engineio::packet::Packet;
-use emberchat::engineio::{Frame, payload};
+use emberchat::engineio::{EncodedPacket, payload};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {
@@ -11,11 +11,11 @@ fuzz_target!(|body: &[u8]| {
         return;
     };
     // Messages and binary packets are what the server also sends: re-encode those.
-    let frames: Vec<Frame> = packets
+    let frames: Vec<EncodedPacket> = packets
         .iter()
         .filter_map(|packet| match packet {
-            Packet::Message(text) => Some(Frame::text(format!("4{text}"))),
-            Packet::Binary(data) => Some(Frame::Binary(data.clone())),
+            Packet::Message(text) => Some(EncodedPacket::text(format!("4{text}"))),
+            Packet::Binary(data) => Some(EncodedPacket::Binary(data.clone())),
             _ => None,
         })
         .collect();

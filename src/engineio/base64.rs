@@ -1,54 +1,18 @@
-//! Standard base64 (with padding), as Engine.IO uses for binary data over polling.
+//! Standard base64, as Engine.IO uses for binary data over polling (`b` + base64). The codec
+//! is data-encoding's, which the binary links anyway (tungstenite's handshake uses it).
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Appends the base64 form of `data` to `out`.
+/// Appends the padded base64 form of `data` to `out`.
 pub fn encode_into(data: &[u8], out: &mut String) {
-    out.reserve(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
+    data_encoding::BASE64.encode_append(data, out);
 }
 
-/// Decodes base64 text; `None` if it is not valid base64 (padding optional).
+/// Decodes base64 text, padded or not; `None` if it is not valid base64.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.trim_end_matches('=').as_bytes();
-    if bytes.len() % 4 == 1 || text.len() - bytes.len() > 2 {
+    let unpadded = text.trim_end_matches('=');
+    if text.len() - unpadded.len() > 2 {
         return None;
     }
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= u32::from(sextet(c)?) << (18 - 6 * i);
-        }
-        let produced = chunk.len() - 1;
-        out.extend_from_slice(&n.to_be_bytes()[1..1 + produced]);
-    }
-    Some(out)
-}
-
-fn sextet(c: u8) -> Option<u8> {
-    Some(match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => return None,
-    })
+    data_encoding::BASE64_NOPAD.decode(unpadded.as_bytes()).ok()
 }
 
 #[cfg(test)]

@@ -6,9 +6,17 @@ use std::rc::Rc;
 
 use tokio::time::{Instant, sleep_until};
 
+use super::config::EngineConfig;
+use super::encoded::EncodedPacket;
+use super::handler::{CloseReason, Message, SessionHandler};
 use super::packet::{self, Packet};
 use super::session::{QueueLimits, Session, TransportKind};
-use super::{CloseReason, EngineConfig, Frame, Handler, Message, Sid};
+use super::sid::Sid;
+
+/// Creates the application's side of each new session.
+pub trait Handler {
+    fn on_open(&self, session: &Rc<Session>) -> Rc<dyn SessionHandler>;
+}
 
 /// Owns every live session of one endpoint (such as `/socket.io/`).
 pub struct Engine {
@@ -60,8 +68,8 @@ impl Engine {
         };
         let session = Rc::new(Session::new(sid.clone(), transport, limits));
         let upgrades = transport == TransportKind::Polling && self.config.allow_upgrades;
-        session.send(Frame::text(packet::open_packet(
-            &sid,
+        session.send(EncodedPacket::text(packet::open_packet(
+            sid.as_str(),
             upgrades,
             self.config.ping_interval.as_millis() as u64,
             self.config.ping_timeout.as_millis() as u64,
@@ -69,8 +77,8 @@ impl Engine {
         )));
         self.sessions.borrow_mut().insert(sid, session.clone());
         tokio::task::spawn_local(heartbeat(self.clone(), session.clone()));
-        let connection = self.handler.on_open(&session);
-        session.set_connection(connection);
+        let handler = self.handler.on_open(&session);
+        session.set_handler(handler);
         session
     }
 
@@ -78,13 +86,13 @@ impl Engine {
     pub fn receive(&self, session: &Rc<Session>, packet: Packet<'_>) {
         match packet {
             Packet::Message(text) => {
-                if let Some(connection) = session.connection() {
-                    connection.on_message(Message::Text(text));
+                if let Some(handler) = session.handler() {
+                    handler.on_message(Message::Text(text));
                 }
             }
             Packet::Binary(data) => {
-                if let Some(connection) = session.connection() {
-                    connection.on_message(Message::Binary(data));
+                if let Some(handler) = session.handler() {
+                    handler.on_message(Message::Binary(data));
                 }
             }
             Packet::Pong(_) => session.pong_received(),
@@ -127,9 +135,7 @@ impl Engine {
     }
 
     fn remove(&self, session: &Session) {
-        if let Some(sid) = Sid::parse(session.sid()) {
-            self.sessions.borrow_mut().remove(&sid);
-        }
+        self.sessions.borrow_mut().remove(session.sid());
     }
 }
 
@@ -189,7 +195,7 @@ async fn heartbeat(engine: Rc<Engine>, session: Rc<Session>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engineio::Connection;
+    use crate::engineio::SessionHandler;
     use crate::engineio::session::PollReply;
     use std::cell::Cell;
     use std::time::Duration;
@@ -198,7 +204,7 @@ mod tests {
         closed: Rc<Cell<Option<CloseReason>>>,
     }
 
-    impl Connection for Recorder {
+    impl SessionHandler for Recorder {
         fn on_message(&self, _: Message<'_>) {}
         fn on_close(&self, reason: CloseReason) {
             self.closed.set(Some(reason));
@@ -210,7 +216,7 @@ mod tests {
     }
 
     impl Handler for RecordingHandler {
-        fn on_open(&self, _: &Rc<Session>) -> Rc<dyn Connection> {
+        fn on_open(&self, _: &Rc<Session>) -> Rc<dyn SessionHandler> {
             Rc::new(Recorder {
                 closed: self.closed.clone(),
             })
@@ -225,7 +231,7 @@ mod tests {
         (Engine::new(EngineConfig::default(), handler), closed)
     }
 
-    fn drain(session: &Session) -> Vec<Frame> {
+    fn drain(session: &Session) -> Vec<EncodedPacket> {
         let mut frames = Vec::new();
         session.take_queued(&mut frames);
         frames
@@ -239,18 +245,18 @@ mod tests {
                 let (engine, closed) = engine();
                 let session = engine.open(TransportKind::Polling);
                 let open = drain(&session);
-                assert!(matches!(&open[0], Frame::Text(t) if t.starts_with("0{\"sid\":")));
+                assert!(matches!(&open[0], EncodedPacket::Text(t) if t.starts_with("0{\"sid\":")));
                 tokio::time::sleep(Duration::from_millis(24_999)).await;
                 assert!(drain(&session).is_empty());
                 tokio::time::sleep(Duration::from_millis(2)).await;
-                assert_eq!(drain(&session), vec![Frame::text("2")]);
+                assert_eq!(drain(&session), vec![EncodedPacket::text("2")]);
                 // Answer this ping: the session survives the next timeout.
                 engine.receive(&session, Packet::Pong(""));
                 // The next ping comes pingInterval after the pong (t = 50.001 s).
                 tokio::time::sleep(Duration::from_millis(24_999)).await;
                 assert!(drain(&session).is_empty());
                 tokio::time::sleep(Duration::from_millis(2)).await;
-                assert_eq!(drain(&session), vec![Frame::text("2")]);
+                assert_eq!(drain(&session), vec![EncodedPacket::text("2")]);
                 assert_eq!(closed.get(), None);
                 // Ignore the second ping: closed after pingTimeout, and removed.
                 tokio::time::sleep(Duration::from_millis(19_998)).await;
@@ -294,7 +300,7 @@ mod tests {
                 session.begin_get().unwrap_err();
                 assert_eq!(session.poll(), PollReply::Noop);
                 tokio::task::yield_now().await;
-                assert!(engine.session(session.sid()).is_none());
+                assert!(engine.session(session.sid().as_str()).is_none());
             })
             .await;
     }

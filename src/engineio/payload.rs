@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use super::Frame;
 use super::base64;
+use super::encoded::EncodedPacket;
 use super::packet::{self, Packet, PacketError};
 
 /// Separates packets in a polling body.
@@ -41,7 +41,7 @@ pub fn decode(body: &[u8], max_payload: usize) -> Result<Vec<Packet<'_>>, Payloa
 }
 
 /// Encodes queued frames as one polling body.
-pub fn encode(frames: &[Frame]) -> String {
+pub fn encode(frames: &[EncodedPacket]) -> String {
     let size = frames.iter().map(|f| f.len() + 1).sum::<usize>();
     let mut out = String::with_capacity(size);
     for (i, frame) in frames.iter().enumerate() {
@@ -49,8 +49,8 @@ pub fn encode(frames: &[Frame]) -> String {
             out.push(SEPARATOR);
         }
         match frame {
-            Frame::Text(text) => out.push_str(text),
-            Frame::Binary(data) => {
+            EncodedPacket::Text(text) => out.push_str(text),
+            EncodedPacket::Binary(data) => {
                 out.push('b');
                 base64::encode_into(data, &mut out);
             }
@@ -99,9 +99,9 @@ mod tests {
     #[test]
     fn encodes_frames() {
         let frames = [
-            Frame::text("4hi"),
-            Frame::Binary(Bytes::from_static(&[1, 2, 3])),
-            Frame::text("2"),
+            EncodedPacket::text("4hi"),
+            EncodedPacket::Binary(Bytes::from_static(&[1, 2, 3])),
+            EncodedPacket::text("2"),
         ];
         assert_eq!(encode(&frames), "4hi\x1ebAQID\x1e2");
         assert_eq!(encode(&[]), "");

@@ -10,7 +10,9 @@ use std::rc::Rc;
 
 use tokio::sync::Notify;
 
-use super::{CloseReason, Frame, Sid};
+use super::encoded::EncodedPacket;
+use super::handler::{CloseReason, SessionHandler};
+use super::sid::Sid;
 
 /// The transport currently carrying a session's packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +34,7 @@ impl TransportKind {
 #[derive(Debug, PartialEq, Eq)]
 pub enum PollReply {
     /// Send these frames.
-    Frames(Vec<Frame>),
+    Frames(Vec<EncodedPacket>),
     /// The session ended: send a close packet.
     Closed,
     /// An upgrade is under way: answer with a noop so the client pauses polling.
@@ -58,7 +60,7 @@ pub enum PollRefusal {
 struct State {
     transport: TransportKind,
     probing: bool,
-    queue: VecDeque<Frame>,
+    queue: VecDeque<EncodedPacket>,
     closed: Option<CloseReason>,
     get_pending: bool,
     post_pending: bool,
@@ -89,7 +91,7 @@ pub struct Session {
     /// Wakes producers waiting for the queue to drain (replay's flow control), and on close.
     drain_wake: Notify,
     /// The application's per-session state, dropped on close to break the reference cycle.
-    connection: RefCell<Option<Rc<dyn super::Connection>>>,
+    handler: RefCell<Option<Rc<dyn SessionHandler>>>,
     limits: QueueLimits,
 }
 
@@ -112,12 +114,12 @@ impl Session {
             transport_wake: Notify::new(),
             heartbeat_wake: Notify::new(),
             drain_wake: Notify::new(),
-            connection: RefCell::new(None),
+            handler: RefCell::new(None),
             limits,
         }
     }
 
-    pub fn sid(&self) -> &str {
+    pub fn sid(&self) -> &Sid {
         &self.sid
     }
 
@@ -135,12 +137,12 @@ impl Session {
 
     /// Queues a frame for the client. Frames sent after close, or once the queue has
     /// overflowed its limits, are dropped.
-    pub fn send(&self, frame: Frame) {
+    pub fn send(&self, frame: EncodedPacket) {
         self.send_all(std::iter::once(frame));
     }
 
     /// Queues several frames with one wake-up of the transport (a page of replayed messages).
-    pub fn send_all(&self, frames: impl IntoIterator<Item = Frame>) {
+    pub fn send_all(&self, frames: impl IntoIterator<Item = EncodedPacket>) {
         let mut state = self.state.borrow_mut();
         if state.closed.is_some() || state.overflowed {
             return;
@@ -198,7 +200,7 @@ impl Session {
     }
 
     /// Takes every queued frame, for the transport to write.
-    pub fn take_queued(&self, into: &mut impl Extend<Frame>) {
+    pub fn take_queued(&self, into: &mut impl Extend<EncodedPacket>) {
         let mut state = self.state.borrow_mut();
         if state.queue.is_empty() {
             return;
@@ -232,12 +234,12 @@ impl Session {
         }
     }
 
-    pub(crate) fn connection(&self) -> Option<Rc<dyn super::Connection>> {
-        self.connection.borrow().clone()
+    pub(crate) fn handler(&self) -> Option<Rc<dyn SessionHandler>> {
+        self.handler.borrow().clone()
     }
 
-    pub(crate) fn set_connection(&self, connection: Rc<dyn super::Connection>) {
-        *self.connection.borrow_mut() = Some(connection);
+    pub(crate) fn set_handler(&self, handler: Rc<dyn SessionHandler>) {
+        *self.handler.borrow_mut() = Some(handler);
     }
 
     /// Closes the session: the transport sends what is queued (and a close packet when the
@@ -247,9 +249,9 @@ impl Session {
         if !self.mark_closed(reason) {
             return;
         }
-        let connection = self.connection.borrow_mut().take();
-        if let Some(connection) = connection {
-            connection.on_close(reason);
+        let handler = self.handler.borrow_mut().take();
+        if let Some(handler) = handler {
+            handler.on_close(reason);
         }
     }
 
@@ -262,7 +264,7 @@ impl Session {
             state.closed = Some(reason);
             if reason.sends_close_packet() && state.transport == TransportKind::Polling {
                 // A pending or next GET carries the queued packets, then the close packet.
-                state.queue.push_back(Frame::text("1"));
+                state.queue.push_back(EncodedPacket::text("1"));
             }
         }
         self.transport_wake.notify_one();
@@ -390,7 +392,7 @@ impl Session {
     /// Queues a ping and starts waiting for its pong.
     pub fn ping(&self) {
         self.state.borrow_mut().awaiting_pong = true;
-        self.send(Frame::text("2"));
+        self.send(EncodedPacket::text("2"));
     }
 
     pub fn pong_received(&self) {
@@ -416,7 +418,7 @@ mod tests {
             packets: 8,
             bytes: 64,
         };
-        Session::new(Sid::parse("abc").unwrap(), TransportKind::Polling, limits)
+        Session::new(Sid::random(), TransportKind::Polling, limits)
     }
 
     #[test]
@@ -424,11 +426,11 @@ mod tests {
         let s = session();
         s.begin_get().unwrap();
         assert_eq!(s.poll(), PollReply::Wait);
-        s.send(Frame::text("4a"));
-        s.send(Frame::text("4b"));
+        s.send(EncodedPacket::text("4a"));
+        s.send(EncodedPacket::text("4b"));
         assert_eq!(
             s.poll(),
-            PollReply::Frames(vec![Frame::text("4a"), Frame::text("4b")])
+            PollReply::Frames(vec![EncodedPacket::text("4a"), EncodedPacket::text("4b")])
         );
         assert_eq!(s.poll(), PollReply::Wait);
     }
@@ -464,7 +466,7 @@ mod tests {
         assert_eq!(s.poll(), PollReply::Noop);
         assert!(s.finish_upgrade());
         // The same GET, woken again: the frames are the WebSocket's now.
-        s.send(Frame::text("42[\"x\"]"));
+        s.send(EncodedPacket::text("42[\"x\"]"));
         assert_eq!(s.poll(), PollReply::Noop);
         assert_eq!(s.queued(), 1);
     }
@@ -482,14 +484,14 @@ mod tests {
     #[test]
     fn server_close_queues_close_packet_for_polling() {
         let s = session();
-        s.send(Frame::text("4x"));
+        s.send(EncodedPacket::text("4x"));
         assert!(s.mark_closed(CloseReason::Forced));
         assert!(!s.mark_closed(CloseReason::Forced));
-        s.send(Frame::text("4dropped"));
+        s.send(EncodedPacket::text("4dropped"));
         s.begin_get().unwrap();
         assert_eq!(
             s.poll(),
-            PollReply::Frames(vec![Frame::text("4x"), Frame::text("1")])
+            PollReply::Frames(vec![EncodedPacket::text("4x"), EncodedPacket::text("1")])
         );
         assert_eq!(s.poll(), PollReply::Closed);
         s.end_get();
@@ -510,22 +512,22 @@ mod tests {
     fn overflowing_the_queue_stops_queueing() {
         let s = session();
         for _ in 0..8 {
-            s.send(Frame::text("4x"));
+            s.send(EncodedPacket::text("4x"));
         }
         assert!(!s.overflowed());
-        s.send(Frame::text("4y"));
+        s.send(EncodedPacket::text("4y"));
         assert!(s.overflowed());
         assert_eq!(s.queued(), 8);
         let big = session();
-        big.send(Frame::text("4".repeat(60)));
-        big.send(Frame::text("4".repeat(10)));
+        big.send(EncodedPacket::text("4".repeat(60)));
+        big.send(EncodedPacket::text("4".repeat(10)));
         assert!(big.overflowed());
         // Draining resets the byte count of a healthy session.
         let healthy = session();
-        healthy.send(Frame::text("4".repeat(60)));
+        healthy.send(EncodedPacket::text("4".repeat(60)));
         let mut out = Vec::new();
         healthy.take_queued(&mut out);
-        healthy.send(Frame::text("4".repeat(60)));
+        healthy.send(EncodedPacket::text("4".repeat(60)));
         assert!(!healthy.overflowed());
     }
 }

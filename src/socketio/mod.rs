@@ -1,12 +1,26 @@
-//! Socket.IO v5 on top of Engine.IO: namespaces, sockets, events and acks.
+//! Socket.IO v5 on top of Engine.IO: namespaces, sockets, events, acks and broadcast.
 //!
-//! `packet` is the pure codec; `server` turns Engine.IO sessions into sockets in namespaces and
-//! calls the application's [`NamespaceHandler`]s; `socket` is what the application holds.
+//! - `packet`: the pure codec.
+//! - `server`: the namespaces of an endpoint; `client`: one Engine.IO session's sockets.
+//! - `namespace`: what the application implements ([`NamespaceHandler`], with its per-socket
+//!   data) and how a socket joins; `socket`: what the application holds.
+//! - `hub`: a namespace's sockets and ordered broadcast; `backlog`: paced sending of long runs.
+//! - `recovery`: connection state recovery's registry of private ids.
 
+mod backlog;
+mod client;
+mod config;
+mod hub;
+mod namespace;
 pub mod packet;
-pub mod recovery;
-pub mod server;
-pub mod socket;
+mod recovery;
+mod server;
+mod socket;
 
-pub use server::{Event, Namespace, NamespaceHandler, Server, SocketIoConfig};
+pub use backlog::{BacklogRoom, EventBatch};
+pub use config::SocketIoConfig;
+pub use hub::Hub;
+pub use namespace::{DisconnectReason, Event, NamespaceHandler, Refusal};
+pub use packet::EventArgs;
+pub use server::Server;
 pub use socket::Socket;

@@ -279,6 +279,51 @@ pub fn write_header(
     }
 }
 
+/// The arguments of an event being encoded, written in place after the event name, so a
+/// packet is built in one buffer without intermediate JSON values.
+pub struct EventArgs<'a> {
+    out: &'a mut String,
+}
+
+impl EventArgs<'_> {
+    /// Appends a string argument.
+    pub fn string(&mut self, text: &str) -> &mut Self {
+        self.out.push(',');
+        json::write_string(self.out, text);
+        self
+    }
+
+    /// Appends a number argument.
+    pub fn int(&mut self, n: i64) -> &mut Self {
+        self.out.push(',');
+        self.out.push_str(itoa::Buffer::new().format(n));
+        self
+    }
+
+    /// Appends a number as a JSON string (socket.io's recovery offsets are strings).
+    pub fn int_as_string(&mut self, n: i64) -> &mut Self {
+        self.out.push_str(",\"");
+        self.out.push_str(itoa::Buffer::new().format(n));
+        self.out.push('"');
+        self
+    }
+}
+
+/// Writes an EVENT packet without attachments, as an Engine.IO message text:
+/// `42[<nsp>,]["<event>",<args>]`. `args` appends the arguments.
+pub fn write_event(
+    out: &mut String,
+    nsp: &str,
+    event: &str,
+    args: impl FnOnce(&mut EventArgs<'_>),
+) {
+    write_header(out, PacketType::Event, nsp, None, 0);
+    out.push('[');
+    json::write_string(out, event);
+    args(&mut EventArgs { out: &mut *out });
+    out.push(']');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,5 +466,18 @@ mod tests {
                 attachments: 1
             }
         );
+    }
+
+    #[test]
+    fn writes_events_in_place() {
+        let mut out = String::new();
+        write_event(&mut out, "/", "chat message", |args| {
+            args.string("hi \"you\"\n").int(42).int_as_string(42);
+        });
+        assert_eq!(out, "42[\"chat message\",\"hi \\\"you\\\"\\n\",42,\"42\"]");
+        out.clear();
+        write_event(&mut out, "/admin", "ping", |_| {});
+        assert_eq!(out, "42/admin,[\"ping\"]");
+        assert_eq!(ok(&out[1..]).event_parts().unwrap().0, "ping");
     }
 }

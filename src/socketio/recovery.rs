@@ -14,38 +14,25 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::socket::Socket;
-use crate::engineio::Sid;
-
-/// Disconnect reasons after which socket.io lets a client recover. A client's own
-/// `socket.disconnect()` ("client namespace disconnect") and a server-side disconnect of the
-/// socket are deliberate and not recoverable.
-pub fn is_recoverable(reason: &str) -> bool {
-    matches!(
-        reason,
-        "transport close"
-            | "transport error"
-            | "ping timeout"
-            | "forced close"
-            | "server shutting down"
-    )
-}
+use crate::engineio::{Session, Sid};
 
 enum State {
-    Live(Weak<Socket>),
+    /// Connected over this session (which may be stale while the client reconnects).
+    Live(Weak<Session>),
+    /// Disconnected at this time, recoverably.
     Gone(Instant),
 }
 
-struct Entry {
+struct Registration {
     sid: Sid,
     namespace: String,
     state: State,
 }
 
 /// Pids of connected sockets, and of disconnected ones still within the window.
-pub struct Recovery {
+pub(super) struct Recovery {
     window: Duration,
-    entries: RefCell<HashMap<Sid, Entry>>,
+    registrations: RefCell<HashMap<Sid, Registration>>,
     /// Disconnections in time order, to forget expired ones without scanning.
     expiries: RefCell<VecDeque<(Instant, Sid)>>,
 }
@@ -55,99 +42,103 @@ impl Recovery {
     pub fn new(window: Duration) -> Recovery {
         Recovery {
             window,
-            entries: RefCell::new(HashMap::new()),
+            registrations: RefCell::new(HashMap::new()),
             expiries: RefCell::new(VecDeque::new()),
         }
     }
 
-    /// Entries held (connected sockets plus recoverable disconnections).
-    pub fn len(&self) -> usize {
-        self.entries.borrow().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub(crate) fn connected(&self, socket: &Rc<Socket>, now: Instant) {
+    /// Socket `sid` joined `namespace` over `session` with private id `pid`.
+    pub fn connected(
+        &self,
+        pid: &Sid,
+        sid: &Sid,
+        namespace: &str,
+        session: &Rc<Session>,
+        now: Instant,
+    ) {
         self.sweep(now);
-        if let Some(pid) = socket.pid() {
-            let entry = Entry {
-                sid: Sid::parse(socket.id()).expect("socket ids are sids"),
-                namespace: socket.namespace().name().to_owned(),
-                state: State::Live(Rc::downgrade(socket)),
-            };
-            self.entries.borrow_mut().insert(pid.clone(), entry);
-        }
+        let registration = Registration {
+            sid: sid.clone(),
+            namespace: namespace.to_owned(),
+            state: State::Live(Rc::downgrade(session)),
+        };
+        self.registrations
+            .borrow_mut()
+            .insert(pid.clone(), registration);
     }
 
-    pub(crate) fn disconnected(&self, socket: &Socket, reason: &str, now: Instant) {
-        let Some(pid) = socket.pid() else { return };
-        let mut entries = self.entries.borrow_mut();
-        if is_recoverable(reason) {
-            if let Some(entry) = entries.get_mut(pid) {
-                entry.state = State::Gone(now);
+    /// The socket with private id `pid` left; it may come back within the window when the
+    /// reason was `recoverable`.
+    pub fn disconnected(&self, pid: &Sid, recoverable: bool, now: Instant) {
+        let mut registrations = self.registrations.borrow_mut();
+        if recoverable {
+            if let Some(registration) = registrations.get_mut(pid) {
+                registration.state = State::Gone(now);
                 self.expiries
                     .borrow_mut()
                     .push_back((now + self.window, pid.clone()));
             }
         } else {
-            entries.remove(pid);
+            registrations.remove(pid);
         }
-        drop(entries);
+        drop(registrations);
         self.sweep(now);
     }
 
-    /// The socket still connected under `pid` in `namespace`, if any: its transport may be
+    /// The session still carrying `pid`'s socket in `namespace`, if any: its transport may be
     /// stale while the client already reconnects (socket.io #4880).
-    pub(crate) fn live_socket(&self, pid: &str, namespace: &str) -> Option<Rc<Socket>> {
-        let pid = Sid::parse(pid)?;
-        let entries = self.entries.borrow();
-        match entries.get(&pid) {
-            Some(Entry {
+    pub fn live_session(&self, pid: &Sid, namespace: &str) -> Option<Rc<Session>> {
+        match self.registrations.borrow().get(pid) {
+            Some(Registration {
                 namespace: nsp,
-                state: State::Live(socket),
+                state: State::Live(session),
                 ..
-            }) if nsp == namespace => socket.upgrade(),
+            }) if nsp == namespace => session.upgrade(),
             _ => None,
         }
     }
 
     /// Claims a disconnected socket's id for a client coming back with `pid` within the
     /// window; a pid can be claimed once per disconnection.
-    pub(crate) fn take(&self, pid: &str, namespace: &str, now: Instant) -> Option<Sid> {
+    pub fn take(&self, pid: &Sid, namespace: &str, now: Instant) -> Option<Sid> {
         self.sweep(now);
-        let pid = Sid::parse(pid)?;
-        let mut entries = self.entries.borrow_mut();
-        let entry = entries.get(&pid)?;
-        let State::Gone(at) = entry.state else {
+        let mut registrations = self.registrations.borrow_mut();
+        let registration = registrations.get(pid)?;
+        let State::Gone(at) = registration.state else {
             return None;
         };
-        if entry.namespace != namespace || now.duration_since(at) > self.window {
+        if registration.namespace != namespace || now.duration_since(at) > self.window {
             return None;
         }
-        entries.remove(&pid).map(|entry| entry.sid)
+        registrations
+            .remove(pid)
+            .map(|registration| registration.sid)
     }
 
     /// Forgets disconnections older than the window.
     fn sweep(&self, now: Instant) {
         let mut expiries = self.expiries.borrow_mut();
-        let mut entries = self.entries.borrow_mut();
+        let mut registrations = self.registrations.borrow_mut();
         while let Some((deadline, _)) = expiries.front() {
             if *deadline > now {
                 break;
             }
             let (_, pid) = expiries.pop_front().expect("front exists");
-            if let Some(Entry {
+            if let Some(Registration {
                 state: State::Gone(at),
                 ..
-            }) = entries.get(&pid)
+            }) = registrations.get(&pid)
             {
                 if now.duration_since(*at) >= self.window {
-                    entries.remove(&pid);
+                    registrations.remove(&pid);
                 }
             }
         }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.registrations.borrow().len()
     }
 }
 
@@ -156,22 +147,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn recoverable_reasons_match_socket_io() {
-        for reason in [
-            "transport close",
-            "transport error",
-            "ping timeout",
-            "forced close",
-            "server shutting down",
-        ] {
-            assert!(is_recoverable(reason), "{reason}");
-        }
-        for reason in [
-            "client namespace disconnect",
-            "server namespace disconnect",
-            "parse error",
-        ] {
-            assert!(!is_recoverable(reason), "{reason}");
-        }
+    fn forgets_disconnections_past_the_window() {
+        let recovery = Recovery::new(Duration::from_secs(10));
+        let start = Instant::now();
+        let (pid, sid) = (Sid::random(), Sid::random());
+        let other = Sid::random();
+        let limits = crate::engineio::QueueLimits {
+            packets: 8,
+            bytes: 64,
+        };
+        let transport = crate::engineio::TransportKind::WebSocket;
+        let session = Rc::new(Session::new(Sid::random(), transport, limits));
+        recovery.connected(&pid, &sid, "/", &session, start);
+        recovery.connected(&other, &Sid::random(), "/", &session, start);
+        assert!(recovery.live_session(&pid, "/").is_some());
+        assert!(recovery.live_session(&pid, "/other").is_none());
+        assert_eq!(recovery.take(&pid, "/", start), None, "still connected");
+        recovery.disconnected(&pid, true, start);
+        recovery.disconnected(&other, false, start);
+        assert_eq!(
+            recovery.len(),
+            1,
+            "a deliberate disconnection is forgotten at once"
+        );
+        assert_eq!(recovery.take(&pid, "/other", start), None);
+        let later = start + Duration::from_secs(11);
+        assert_eq!(recovery.take(&pid, "/", later), None);
+        assert_eq!(recovery.len(), 0);
+        recovery.connected(&pid, &sid, "/", &session, later);
+        recovery.disconnected(&pid, true, later);
+        assert_eq!(
+            recovery.take(&pid, "/", later + Duration::from_secs(9)),
+            Some(sid)
+        );
+        assert_eq!(
+            recovery.take(&pid, "/", later + Duration::from_secs(9)),
+            None,
+            "claimed once"
+        );
     }
 }

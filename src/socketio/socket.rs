@@ -1,132 +1,149 @@
 //! A client's membership of one namespace, as the application sees it.
 
-use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use std::cell::Cell;
+use std::rc::Rc;
 
 use bytes::Bytes;
 
+use super::backlog::{BacklogRoom, EventBatch};
 use super::packet::{self, PacketType};
-use super::server::{Client, Namespace};
-use crate::engineio::{Frame, Session, Sid};
+use crate::engineio::{EncodedPacket, Session, Sid};
 
-/// One connected Socket.IO socket.
-pub struct Socket {
-    id: Sid,
-    /// Private id for connection state recovery (sent in the CONNECT reply only).
-    pid: Option<Sid>,
-    /// The offset the client gave when its session was recovered.
-    recovered_offset: RefCell<Option<String>>,
-    namespace: Rc<Namespace>,
+/// Who a new socket is: a fresh id, or the id of a socket it resumes (recovery).
+pub(super) struct Identity {
+    pub sid: Sid,
+    /// Private id for connection state recovery; `None` when recovery is off.
+    pub pid: Option<Sid>,
+    /// The offset the client sent when it resumed a socket.
+    pub recovered_offset: Option<String>,
+}
+
+/// One connected Socket.IO socket, with the application's data for it (`D`, the handler's
+/// [`NamespaceHandler::Data`](super::NamespaceHandler::Data)).
+pub struct Socket<D> {
+    identity: Identity,
+    namespace: Rc<str>,
     session: Rc<Session>,
-    client: Weak<Client>,
     /// Position in the namespace's hub while connected.
-    pub(crate) slot: Cell<usize>,
+    slot: Cell<usize>,
     connected: Cell<bool>,
     /// Whether ordered broadcasts reach this socket now (false while it catches up).
     live: Cell<bool>,
     /// Sequence number of the last ordered broadcast queued to it.
     delivered: Cell<i64>,
+    data: D,
 }
 
-impl Socket {
-    pub(crate) fn new(
-        namespace: Rc<Namespace>,
+impl<D> Socket<D> {
+    pub(super) fn new(
+        namespace: Rc<str>,
         session: Rc<Session>,
-        client: Weak<Client>,
-        id: Sid,
-        pid: Option<Sid>,
+        identity: Identity,
+        data: D,
     ) -> Self {
         Socket {
-            id,
-            pid,
-            recovered_offset: RefCell::new(None),
+            identity,
             namespace,
             session,
-            client,
             slot: Cell::new(usize::MAX),
             connected: Cell::new(false),
             live: Cell::new(true),
             delivered: Cell::new(i64::MIN),
-        }
-    }
-
-    pub(crate) fn pid(&self) -> Option<&Sid> {
-        self.pid.as_ref()
-    }
-
-    pub(crate) fn set_recovered_offset(&self, offset: String) {
-        *self.recovered_offset.borrow_mut() = Some(offset);
-    }
-
-    /// True when this socket resumed a disconnected one (socket.io's `socket.recovered`).
-    pub fn recovered(&self) -> bool {
-        self.recovered_offset.borrow().is_some()
-    }
-
-    /// The offset the client sent with its recovered session: the last broadcast it got.
-    pub fn recovered_offset(&self) -> Option<String> {
-        self.recovered_offset.borrow().clone()
-    }
-
-    /// Stops ordered broadcasts to this socket until [`Socket::go_live`]: the application
-    /// then sends it what it missed itself (a replay).
-    pub fn hold_broadcasts(&self) {
-        self.live.set(false);
-    }
-
-    /// Resumes ordered broadcasts after `delivered`: later ones reach the socket, earlier
-    /// ones (which the replay already sent) do not.
-    pub fn go_live(&self, delivered: i64) {
-        self.delivered.set(delivered);
-        self.live.set(true);
-    }
-
-    pub fn is_live(&self) -> bool {
-        self.live.get()
-    }
-
-    /// Queues an ordered broadcast numbered `seq` unless the socket is catching up or already
-    /// has it. Sequence numbers increase, so a socket never gets one twice or out of order.
-    pub(crate) fn offer(&self, frame: &Frame, seq: i64) {
-        if self.live.get() && seq > self.delivered.get() {
-            self.delivered.set(seq);
-            self.session.send(frame.clone());
+            data,
         }
     }
 
     /// The socket id sent in the CONNECT reply (distinct from the Engine.IO session id).
-    pub fn id(&self) -> &str {
-        &self.id
+    pub fn id(&self) -> &Sid {
+        &self.identity.sid
     }
 
-    pub fn namespace(&self) -> &Rc<Namespace> {
+    pub(super) fn pid(&self) -> Option<&Sid> {
+        self.identity.pid.as_ref()
+    }
+
+    /// The application's data for this socket.
+    pub fn data(&self) -> &D {
+        &self.data
+    }
+
+    pub fn namespace(&self) -> &str {
         &self.namespace
     }
 
-    pub fn session(&self) -> &Rc<Session> {
-        &self.session
+    /// True when this socket resumed a disconnected one (socket.io's `socket.recovered`).
+    pub fn recovered(&self) -> bool {
+        self.identity.recovered_offset.is_some()
+    }
+
+    /// The offset the client sent with its recovered session: the last broadcast it got.
+    pub fn recovered_offset(&self) -> Option<&str> {
+        self.identity.recovered_offset.as_deref()
     }
 
     pub fn is_connected(&self) -> bool {
         self.connected.get() && !self.session.is_closed()
     }
 
-    pub(crate) fn set_connected(&self, connected: bool) {
+    pub(super) fn set_connected(&self, connected: bool) {
         self.connected.set(connected);
     }
 
-    /// Queues an already encoded frame (as a broadcast shares it).
-    pub fn send_frame(&self, frame: Frame) {
-        self.session.send(frame);
+    pub(super) fn slot(&self) -> usize {
+        self.slot.get()
     }
 
-    /// Queues several encoded packets at once; see [`Session::send_all`].
-    pub fn send_frames(&self, frames: impl IntoIterator<Item = Frame>) {
-        self.session.send_all(frames);
+    pub(super) fn set_slot(&self, slot: usize) {
+        self.slot.set(slot);
+    }
+
+    /// Stops ordered broadcasts to this socket until [`Socket::go_live`]: the application
+    /// then sends it what it missed itself (a backlog).
+    pub fn hold_broadcasts(&self) {
+        self.live.set(false);
+    }
+
+    /// Resumes ordered broadcasts after `delivered`: later ones reach the socket, earlier
+    /// ones (which the backlog already sent) do not.
+    pub fn go_live(&self, delivered: i64) {
+        self.delivered.set(delivered);
+        self.live.set(true);
+    }
+
+    /// Queues an ordered broadcast numbered `seq` unless the socket is catching up or already
+    /// has it. Sequence numbers increase, so a socket never gets one twice or out of order.
+    pub(super) fn offer(&self, packet: &EncodedPacket, seq: i64) {
+        if self.live.get() && seq > self.delivered.get() {
+            self.delivered.set(seq);
+            self.session.send(packet.clone());
+        }
+    }
+
+    /// Waits until the client has read enough for the next part of a backlog of at most
+    /// `max_packets` events, and says how large it may be; `None` once the socket is gone.
+    pub async fn backlog_room(&self, max_packets: usize) -> Option<BacklogRoom> {
+        let limits = self.session.limits();
+        let room = BacklogRoom::within(max_packets, limits.packets, limits.bytes);
+        let ready = self.is_connected()
+            && self
+                .session
+                .wait_queue_below(room.packets, room.bytes)
+                .await;
+        ready.then_some(room)
+    }
+
+    /// An empty batch of `event`s sized to `room`.
+    pub fn event_batch(&self, event: &'static str, room: BacklogRoom) -> EventBatch {
+        EventBatch::new(self.namespace.clone(), event, room)
+    }
+
+    /// Queues a batch with one wake-up of the transport.
+    pub fn send_batch(&self, batch: EventBatch) {
+        self.session.send_all(batch.into_packets());
     }
 
     /// Emits `event`; `args_tail` is the rest of the argument array after the name: `]` for no
-    /// arguments or `,<json>,<json>]`. Attachments follow as binary frames.
+    /// arguments or `,<json>,<json>]`. Attachments follow as binary messages.
     pub fn emit(&self, event: &str, args_tail: &str, attachments: &[Bytes]) {
         let kind = if attachments.is_empty() {
             PacketType::Event
@@ -134,13 +151,7 @@ impl Socket {
             PacketType::BinaryEvent
         };
         let mut text = String::with_capacity(event.len() + args_tail.len() + 16);
-        packet::write_header(
-            &mut text,
-            kind,
-            self.namespace.name(),
-            None,
-            attachments.len(),
-        );
+        packet::write_header(&mut text, kind, &self.namespace, None, attachments.len());
         text.push('[');
         crate::json::write_string(&mut text, event);
         text.push_str(args_tail);
@@ -156,7 +167,7 @@ impl Socket {
         };
         let text = packet::encode(
             kind,
-            self.namespace.name(),
+            &self.namespace,
             Some(id),
             Some(args),
             attachments.len(),
@@ -165,21 +176,9 @@ impl Socket {
     }
 
     fn send_with_attachments(&self, text: String, attachments: &[Bytes]) {
-        self.session.send(Frame::text(text));
+        self.session.send(EncodedPacket::text(text));
         for attachment in attachments {
-            self.session.send(Frame::Binary(attachment.clone()));
-        }
-    }
-
-    /// Disconnects this socket from its namespace (socket.io's `socket.disconnect()`).
-    pub fn disconnect(self: &Rc<Self>) {
-        if !self.connected.get() {
-            return;
-        }
-        let text = packet::encode(PacketType::Disconnect, self.namespace.name(), None, None, 0);
-        self.session.send(Frame::text(text));
-        if let Some(client) = self.client.upgrade() {
-            client.remove_socket(self, "server namespace disconnect");
+            self.session.send(EncodedPacket::Binary(attachment.clone()));
         }
     }
 }

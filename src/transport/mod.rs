@@ -3,9 +3,12 @@
 //! [`handle`] answers every request to an Engine.IO endpoint such as `/socket.io/`. The checks
 //! follow engine.io's order and error codes, so clients see the errors they expect.
 
+mod body;
+mod error;
 pub mod io;
 pub mod origin;
 pub mod polling;
+mod query;
 pub mod websocket;
 pub mod ws_codec;
 
@@ -16,73 +19,9 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::engineio::{Engine, TransportKind};
-use crate::http::Body;
-
-/// Engine.IO's HTTP error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineError {
-    TransportUnknown = 0,
-    UnknownSid = 1,
-    BadHandshakeMethod = 2,
-    BadRequest = 3,
-    Forbidden = 4,
-    UnsupportedProtocolVersion = 5,
-}
-
-impl EngineError {
-    pub fn message(self) -> &'static str {
-        match self {
-            EngineError::TransportUnknown => "Transport unknown",
-            EngineError::UnknownSid => "Session ID unknown",
-            EngineError::BadHandshakeMethod => "Bad handshake method",
-            EngineError::BadRequest => "Bad request",
-            EngineError::Forbidden => "Forbidden",
-            EngineError::UnsupportedProtocolVersion => "Unsupported protocol version",
-        }
-    }
-
-    /// The HTTP answer: 403 for Forbidden, 400 otherwise, with socket.io's JSON body.
-    pub fn response(self) -> Response<Body> {
-        let status = if self == EngineError::Forbidden {
-            StatusCode::FORBIDDEN
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        let body = format!(
-            "{{\"code\":{},\"message\":\"{}\"}}",
-            self as u8,
-            self.message()
-        );
-        crate::http::response(status, "application/json", body)
-    }
-}
-
-/// The Engine.IO query parameters of a request.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Query<'a> {
-    pub eio: Option<&'a str>,
-    pub transport: Option<&'a str>,
-    pub sid: Option<&'a str>,
-}
-
-/// Reads `EIO`, `transport` and `sid` from a query string. Values of these parameters are
-/// plain tokens, so no percent-decoding is needed; an encoded value simply does not match.
-pub fn parse_query(query: &str) -> Query<'_> {
-    let mut parsed = Query::default();
-    for pair in query.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let slot = match key {
-            "EIO" => &mut parsed.eio,
-            "transport" => &mut parsed.transport,
-            "sid" => &mut parsed.sid,
-            _ => continue,
-        };
-        if slot.is_none() {
-            *slot = Some(value);
-        }
-    }
-    parsed
-}
+pub use body::{Body, response};
+pub use error::EngineError;
+pub use query::{Query, parse_query};
 
 /// Answers one request to an Engine.IO endpoint.
 pub async fn handle(engine: &Rc<Engine>, request: Request<Incoming>) -> Response<Body> {
@@ -159,7 +98,7 @@ async fn dispatch(engine: &Rc<Engine>, request: Request<Incoming>) -> Response<B
             let limit = engine.config().max_sessions;
             if engine.len() >= limit {
                 log::warn!("refused a new client: {limit} sessions open (--max-clients)");
-                return crate::http::response(
+                return response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain; charset=utf-8",
                     format!("The chat is full ({limit} clients); try again later.\n"),
@@ -189,34 +128,5 @@ async fn dispatch(engine: &Rc<Engine>, request: Request<Incoming>) -> Response<B
                 },
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_engine_query() {
-        assert_eq!(
-            parse_query("EIO=4&transport=polling&t=N8hyd6w&sid=abc"),
-            Query {
-                eio: Some("4"),
-                transport: Some("polling"),
-                sid: Some("abc")
-            }
-        );
-        assert_eq!(parse_query(""), Query::default());
-        assert_eq!(parse_query("EIO&&=x&transport=a=b").transport, Some("a=b"));
-        assert_eq!(parse_query("sid=1&sid=2").sid, Some("1"));
-    }
-
-    #[test]
-    fn error_bodies_match_socket_io() {
-        assert_eq!(EngineError::UnknownSid as u8, 1);
-        assert_eq!(
-            EngineError::UnsupportedProtocolVersion.message(),
-            "Unsupported protocol version"
-        );
     }
 }

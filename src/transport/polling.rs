@@ -5,10 +5,10 @@ use std::rc::Rc;
 use hyper::body::{Body as _, Incoming};
 use hyper::{Request, Response, StatusCode};
 
-use super::EngineError;
+use super::body::{self, Body};
+use super::error::EngineError;
 use crate::engineio::session::{PollRefusal, PollReply};
 use crate::engineio::{CloseReason, Engine, Session, TransportKind, payload};
-use crate::http::{self, Body};
 
 const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 
@@ -17,7 +17,7 @@ pub fn handshake(engine: &Rc<Engine>) -> Response<Body> {
     let session = engine.open(TransportKind::Polling);
     let mut frames = Vec::new();
     session.take_queued(&mut frames);
-    http::response(StatusCode::OK, CONTENT_TYPE, payload::encode(&frames))
+    body::response(StatusCode::OK, CONTENT_TYPE, payload::encode(&frames))
 }
 
 /// Clears the session's pending-GET mark however the request ends (answered or dropped).
@@ -54,7 +54,7 @@ pub async fn get(session: &Rc<Session>) -> Response<Body> {
                 continue;
             }
         };
-        return http::response(StatusCode::OK, CONTENT_TYPE, body);
+        return body::response(StatusCode::OK, CONTENT_TYPE, body);
     }
 }
 
@@ -92,7 +92,7 @@ pub async fn post(
                 "session {}: polling body over {max_payload} bytes",
                 session.sid()
             );
-            return http::response(StatusCode::PAYLOAD_TOO_LARGE, CONTENT_TYPE, "");
+            return body::response(StatusCode::PAYLOAD_TOO_LARGE, CONTENT_TYPE, "");
         }
         Err(BodyError::Io) => return EngineError::BadRequest.response(),
     };
@@ -104,7 +104,7 @@ pub async fn post(
                 }
                 engine.receive(session, packet);
             }
-            http::response(StatusCode::OK, "text/html", "ok")
+            body::response(StatusCode::OK, "text/html", "ok")
         }
         Err(error) => {
             log::debug!("session {}: {error}", session.sid());

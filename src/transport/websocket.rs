@@ -19,12 +19,12 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
 
-use super::EngineError;
+use super::body::Body;
+use super::error::EngineError;
 use super::io::HyperIo;
 use super::ws_codec::{self, Decoded, Decoder, Inbound, MAX_SERVER_HEADER, Opcode, WsError};
 use crate::engineio::packet::{self, Packet};
-use crate::engineio::{CloseReason, Engine, Frame, Session, TransportKind};
-use crate::http::Body;
+use crate::engineio::{CloseReason, EncodedPacket, Engine, Session, TransportKind};
 
 /// True when the request asks for a WebSocket (`Upgrade: websocket`).
 pub fn is_upgrade_request(request: &Request<Incoming>) -> bool {
@@ -76,7 +76,7 @@ pub fn upgrade(
             return;
         };
         let hyper::upgrade::Parts { io, read_buf, .. } = parts;
-        let mut conn = Connection::new(io.0, engine.config().max_payload, &read_buf);
+        let mut conn = Driver::new(io.0, engine.config().max_payload, &read_buf);
         // The leftover bytes share hyper's whole read buffer: let it go now, not at the end.
         drop(read_buf);
         match session {
@@ -119,15 +119,15 @@ struct Outbox {
     written: usize,
 }
 
-impl Extend<Frame> for Outbox {
-    fn extend<I: IntoIterator<Item = Frame>>(&mut self, frames: I) {
+impl Extend<EncodedPacket> for Outbox {
+    fn extend<I: IntoIterator<Item = EncodedPacket>>(&mut self, frames: I) {
         self.frames
             .extend(frames.into_iter().map(|frame| match frame {
-                Frame::Text(text) => Outgoing {
+                EncodedPacket::Text(text) => Outgoing {
                     opcode: Opcode::Text,
-                    payload: text.into(),
+                    payload: text.into_bytes(),
                 },
-                Frame::Binary(data) => Outgoing {
+                EncodedPacket::Binary(data) => Outgoing {
                     opcode: Opcode::Binary,
                     payload: data,
                 },
@@ -170,7 +170,7 @@ thread_local! {
         RefCell::new(vec![0; WRITE_BUFFER_SIZE].into_boxed_slice());
 }
 
-/// Socket reads per turn of a connection's task; see [`Connection::read_available`].
+/// Socket reads per turn of a connection's task; see [`Driver::read_available`].
 const READS_PER_TURN: usize = 4;
 
 /// Whether a read turn emptied the socket.
@@ -192,7 +192,7 @@ enum End {
 }
 
 /// A WebSocket connection: the stream plus the little state between frames.
-struct Connection {
+struct Driver {
     stream: TcpStream,
     decoder: Decoder,
     /// A frame that arrived in part; unallocated between frames.
@@ -200,9 +200,9 @@ struct Connection {
     outbox: Outbox,
 }
 
-impl Connection {
-    fn new(stream: TcpStream, max_message: usize, already_read: &[u8]) -> Connection {
-        Connection {
+impl Driver {
+    fn new(stream: TcpStream, max_message: usize, already_read: &[u8]) -> Driver {
+        Driver {
             stream,
             decoder: Decoder::new(max_message),
             partial: already_read.to_vec(),
@@ -443,7 +443,7 @@ enum Probe {
 }
 
 /// The upgrade handshake on a new WebSocket: `2probe` → `3probe`, then `5`.
-async fn probe(engine: &Engine, conn: &mut Connection, session: &Rc<Session>) -> Probe {
+async fn probe(engine: &Engine, conn: &mut Driver, session: &Rc<Session>) -> Probe {
     #[derive(Clone, Copy, PartialEq)]
     enum Stage {
         AwaitingProbe,
@@ -455,7 +455,7 @@ async fn probe(engine: &Engine, conn: &mut Connection, session: &Rc<Session>) ->
     let mut on_message = |outbox: &mut Outbox, message: Inbound<'_>| match (stage.get(), message) {
         (Stage::AwaitingProbe, Inbound::Text("2probe")) if session.begin_probe() => {
             stage.set(Stage::Probed);
-            outbox.extend([Frame::text("3probe")]);
+            outbox.extend([EncodedPacket::text("3probe")]);
             Ok(())
         }
         (Stage::Probed, Inbound::Text("5")) if session.finish_upgrade() => {
@@ -503,7 +503,7 @@ async fn probe(engine: &Engine, conn: &mut Connection, session: &Rc<Session>) ->
 }
 
 /// Moves packets both ways until the session or the connection ends.
-async fn run(engine: &Engine, mut conn: Connection, session: &Rc<Session>) {
+async fn run(engine: &Engine, mut conn: Driver, session: &Rc<Session>) {
     // Frames hyper read past the handshake come first.
     if let Err(end) = conn.decode_partial(&mut |_: &mut Outbox, message: Inbound<'_>| {
         deliver(engine, session, message)
@@ -555,7 +555,7 @@ async fn run(engine: &Engine, mut conn: Connection, session: &Rc<Session>) {
 
 /// Ends a connection for `end`: tells the client why when it broke the protocol, and closes
 /// the session.
-fn finish(conn: Connection, session: &Rc<Session>, end: End) {
+fn finish(conn: Driver, session: &Rc<Session>, end: End) {
     match end {
         End::Closed => {
             conn.close_now(1000);

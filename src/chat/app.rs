@@ -1,0 +1,186 @@
+//! The chat on the main namespace: admits clients, takes `chat message`s, and starts each
+//! joining client's replay.
+
+use std::rc::Rc;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::auth;
+use super::commits::{self, Commits, NOT_STORED};
+use super::config::ChatConfig;
+use super::history::{self, ReplaySettings};
+use super::member::ChatSocket;
+use super::message::{self, CHAT_EVENT, Limits};
+use super::message_log::MessageLog;
+use super::metrics::ChatMetrics;
+use super::rate::SendBudget;
+use crate::socketio::{DisconnectReason, Event, Hub, NamespaceHandler, Refusal, Socket};
+use crate::store::{Committed, Store, StoreError};
+
+/// The chat application.
+pub struct Chat {
+    config: ChatConfig,
+    hub: Rc<Hub<ChatSocket>>,
+    messages: Rc<MessageLog>,
+    commits: Commits,
+    metrics: Rc<ChatMetrics>,
+}
+
+impl Chat {
+    /// The chat over `store`, broadcasting to the sockets of `hub`.
+    pub fn new(config: ChatConfig, store: Store, hub: Rc<Hub<ChatSocket>>) -> Rc<Chat> {
+        Rc::new(Chat {
+            config,
+            hub,
+            messages: Rc::new(MessageLog::new(store)),
+            commits: Commits::default(),
+            metrics: Rc::new(ChatMetrics::default()),
+        })
+    }
+
+    /// Broadcasts and acks stored messages as their transactions commit, in id order.
+    pub async fn run_commits(self: Rc<Self>, mut results: UnboundedReceiver<Vec<Committed>>) {
+        while let Some(batch) = results.recv().await {
+            for committed in batch {
+                self.commits.committed(
+                    committed,
+                    &self.messages,
+                    &self.hub,
+                    &self.metrics,
+                    self.config.recovery_offsets,
+                );
+            }
+            // Let the transports write this batch out before the next one queues more, so a
+            // burst of commits does not pile up in the clients' queues (which are bounded).
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Stops the store after its queued commits, checkpointing the WAL.
+    pub fn close_store(&self) {
+        self.messages.close();
+    }
+
+    /// Resolves to `Ok` when the database answers a read.
+    pub fn check_store(&self) -> impl std::future::Future<Output = Result<(), StoreError>> + use<> {
+        self.messages.check()
+    }
+
+    pub fn metrics(&self) -> &ChatMetrics {
+        &self.metrics
+    }
+
+    /// Sockets connected to the chat.
+    pub fn connected(&self) -> usize {
+        self.hub.len()
+    }
+
+    /// Highest message id broadcast (or stored before start).
+    pub fn last_id(&self) -> i64 {
+        self.messages.last_broadcast()
+    }
+
+    fn on_chat_message(&self, socket: &Rc<Socket<ChatSocket>>, event: &Event<'_>) {
+        if !socket.data().budget.take(tokio::time::Instant::now()) {
+            self.metrics.count_rate_limited();
+            log::debug!("socket {}: over the message rate limit", socket.id());
+            if let Some(ack) = event.ack {
+                commits::ack_error(socket, ack, "too many messages: slow down");
+            }
+            return;
+        }
+        let limits = Limits {
+            max_message_bytes: self.config.max_message_bytes,
+            max_client_offset_bytes: self.config.max_client_offset_bytes,
+        };
+        let insert = match message::parse(event, limits) {
+            Ok(insert) => insert,
+            Err(invalid) => return refuse(socket, event, &invalid),
+        };
+        match self.messages.append(insert) {
+            Ok(()) => self.commits.expect(socket, event.ack),
+            Err(error) => {
+                log::warn!("message not stored: {error}");
+                refuse(socket, event, &NOT_STORED);
+            }
+        }
+    }
+}
+
+impl NamespaceHandler for Chat {
+    type Data = ChatSocket;
+
+    fn admit(&self, auth: &str) -> Result<ChatSocket, Refusal> {
+        auth::check_token(self.config.token.as_deref(), auth).inspect_err(|_| {
+            log::info!("refused a client without the access token");
+        })?;
+        Ok(ChatSocket {
+            budget: SendBudget::new(self.config.max_message_rate, tokio::time::Instant::now()),
+        })
+    }
+
+    /// Offsets are row ids this gateway broadcast: one it never gave out cannot say what the
+    /// client missed, so recovery fails and the offset replay takes over.
+    fn accepts_offset(&self, offset: &str) -> bool {
+        offset
+            .parse::<i64>()
+            .is_ok_and(|id| (0..=self.messages.last_broadcast()).contains(&id))
+    }
+
+    fn on_connect(self: &Rc<Self>, socket: &Rc<Socket<ChatSocket>>, auth: &str) {
+        // A recovered socket resumes after the client's last offset; any other starts after
+        // `auth.serverOffset`. Clamped to what exists, so a client that remembers more than
+        // this database holds (say, after a reset) still gets new messages.
+        let after = match socket.recovered_offset() {
+            Some(offset) => offset.parse().unwrap_or(0),
+            None => history::server_offset(auth),
+        };
+        let last = self.messages.last_broadcast();
+        let after = after.min(last);
+        log::debug!(
+            "socket {} connected{}, replaying after {after}",
+            socket.id(),
+            if socket.recovered() {
+                " (recovered)"
+            } else {
+                ""
+            }
+        );
+        if after >= last {
+            socket.go_live(after);
+            return;
+        }
+        socket.hold_broadcasts();
+        let settings = ReplaySettings {
+            page: self.config.replay_page,
+            recovery_offsets: self.config.recovery_offsets,
+        };
+        tokio::task::spawn_local(history::replay(
+            self.messages.clone(),
+            self.metrics.clone(),
+            socket.clone(),
+            after,
+            settings,
+        ));
+    }
+
+    fn on_event(self: &Rc<Self>, socket: &Rc<Socket<ChatSocket>>, event: Event<'_>) {
+        if event.name == CHAT_EVENT {
+            self.on_chat_message(socket, &event);
+        } else {
+            refuse(socket, &event, &"unknown event");
+        }
+    }
+
+    fn on_disconnect(self: &Rc<Self>, socket: &Rc<Socket<ChatSocket>>, reason: DisconnectReason) {
+        log::debug!("socket {} disconnected: {reason}", socket.id());
+    }
+}
+
+/// Logs a refused event and tells the client why in its ack, when it asked for one.
+fn refuse(socket: &Socket<ChatSocket>, event: &Event<'_>, reason: &dyn std::fmt::Display) {
+    log::info!("socket {}: refused `{}`: {reason}", socket.id(), event.name);
+    if let Some(ack) = event.ack {
+        commits::ack_error(socket, ack, &reason.to_string());
+    }
+}

@@ -1,0 +1,69 @@
+//! The chat's message log: the store while it is open, and the highest id broadcast.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+
+use crate::store::{Insert, PageRequest, Store, StoreError};
+
+/// The store as the chat uses it, closed once at shutdown.
+pub struct MessageLog {
+    /// `None` once closed.
+    store: RefCell<Option<Store>>,
+    /// Highest id broadcast so far (history counts as broadcast): a replay is complete once a
+    /// socket has everything up to here, because later rows reach it as live broadcasts.
+    last_broadcast: Cell<i64>,
+}
+
+impl MessageLog {
+    pub fn new(store: Store) -> MessageLog {
+        MessageLog {
+            last_broadcast: Cell::new(store.last_id_at_open()),
+            store: RefCell::new(Some(store)),
+        }
+    }
+
+    /// Highest message id broadcast (or stored before start).
+    pub fn last_broadcast(&self) -> i64 {
+        self.last_broadcast.get()
+    }
+
+    pub fn set_last_broadcast(&self, id: i64) {
+        self.last_broadcast.set(id);
+    }
+
+    /// Queues a message for the next group commit.
+    pub fn append(&self, insert: Insert) -> Result<(), StoreError> {
+        match self.store.borrow().as_ref() {
+            Some(store) => store.insert(insert),
+            None => Err(StoreError::Stopped),
+        }
+    }
+
+    /// Asks for up to `limit` messages after `after`.
+    pub fn request_page(&self, after: i64, limit: usize) -> Result<PageRequest, StoreError> {
+        match self.store.borrow().as_ref() {
+            Some(store) => store.request_page(after, limit),
+            None => Err(StoreError::Stopped),
+        }
+    }
+
+    /// Resolves to `Ok` when the database answers a read.
+    pub fn check(&self) -> impl Future<Output = Result<(), StoreError>> + use<> {
+        let check = self.store.borrow().as_ref().map(Store::check);
+        async move {
+            match check {
+                Some(check) => check.await,
+                None => Err(StoreError::Stopped),
+            }
+        }
+    }
+
+    /// Stops the store after its queued commits, checkpointing the WAL. Messages sent after
+    /// this are refused.
+    pub fn close(&self) {
+        let store = self.store.borrow_mut().take();
+        if let Some(store) = store {
+            store.close();
+        }
+    }
+}

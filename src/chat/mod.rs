@@ -1,0 +1,23 @@
+//! The chat application: `chat message` → store → broadcast `('chat message', msg, id)` →
+//! ack, and the replay of what a joining client missed.
+//!
+//! - `app`: the namespace handler that ties the rest together.
+//! - `message`: what a client may send, and what every client receives.
+//! - `auth`, `rate`: who may join, and how fast each may send; `member`: per-socket state.
+//! - `message_log`: the store as the chat uses it; `commits`: broadcast and ack as commits land.
+//! - `history`: where a joining client's history starts, and its paced replay.
+//! - `metrics`, `config`.
+
+mod app;
+mod auth;
+mod commits;
+mod config;
+mod history;
+mod member;
+mod message;
+mod message_log;
+mod metrics;
+mod rate;
+
+pub use app::Chat;
+pub use config::ChatConfig;

@@ -1,0 +1,294 @@
+//! The Socket.IO side of one Engine.IO session: decodes packets, gathers binary attachments,
+//! joins namespaces (with connection state recovery) and dispatches events to their sockets.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::config::SocketIoConfig;
+use super::namespace::{AnyNamespace, DisconnectReason, Event, Member};
+use super::packet::{self, Packet, PacketType};
+use super::recovery::Recovery;
+use super::socket::Identity;
+use crate::engineio::{CloseReason, EncodedPacket, Message, Session, SessionHandler, Sid};
+use crate::json;
+
+/// What every client of one server shares.
+pub(super) struct Shared {
+    pub namespaces: HashMap<String, Rc<dyn AnyNamespace>>,
+    pub config: SocketIoConfig,
+    pub recovery: Option<Recovery>,
+}
+
+/// A binary packet waiting for its attachments.
+struct Partial {
+    text: String,
+    attachments: Vec<Bytes>,
+    expected: usize,
+}
+
+/// The Socket.IO side of one Engine.IO session.
+pub(super) struct Client {
+    shared: Rc<Shared>,
+    session: Rc<Session>,
+    members: RefCell<Vec<Rc<dyn Member>>>,
+    /// The connect-timeout task, stopped once a namespace is joined: otherwise every client
+    /// would keep a task and a timer alive for connectTimeout (45 s) for nothing.
+    connect_timer: RefCell<Option<tokio::task::AbortHandle>>,
+    partial: RefCell<Option<Partial>>,
+}
+
+impl Client {
+    /// The client of a new session, closed unless it joins a namespace in time.
+    pub fn open(shared: Rc<Shared>, session: &Rc<Session>) -> Rc<Client> {
+        let timeout = shared.config.connect_timeout;
+        let client = Rc::new(Client {
+            shared,
+            session: session.clone(),
+            members: RefCell::new(Vec::new()),
+            partial: RefCell::new(None),
+            connect_timer: RefCell::new(None),
+        });
+        let timer = tokio::task::spawn_local(connect_timeout(Rc::downgrade(&client), timeout));
+        *client.connect_timer.borrow_mut() = Some(timer.abort_handle());
+        client
+    }
+
+    fn member(&self, nsp: &str) -> Option<Rc<dyn Member>> {
+        self.members
+            .borrow()
+            .iter()
+            .find(|m| m.namespace() == nsp)
+            .cloned()
+    }
+
+    fn protocol_error(&self, what: &dyn std::fmt::Display) {
+        log::info!("session {}: closing, {what}", self.session.sid());
+        self.session.close(CloseReason::Forced);
+    }
+
+    fn handle(&self, packet: Packet<'_>, attachments: &[Bytes]) {
+        match packet.kind {
+            PacketType::Connect => self.connect(packet.nsp, packet.data.unwrap_or("{}")),
+            PacketType::Disconnect => {
+                let member = self.member(packet.nsp);
+                if let Some(member) = member {
+                    self.members
+                        .borrow_mut()
+                        .retain(|m| !Rc::ptr_eq(m, &member));
+                    self.leave(&member, DisconnectReason::ClientNamespaceDisconnect);
+                }
+            }
+            PacketType::Event | PacketType::BinaryEvent => {
+                let Some(member) = self.member(packet.nsp) else {
+                    return self.protocol_error(&"event for a namespace it has not joined");
+                };
+                let (Some(data), Some((name, args_tail))) = (packet.data, packet.event_parts())
+                else {
+                    return self.protocol_error(&"malformed event");
+                };
+                member.on_event(Event {
+                    name: &name,
+                    data,
+                    args_tail,
+                    ack: packet.ack,
+                    attachments,
+                });
+            }
+            // The server sends no events that expect an ack, so there is nothing to resolve.
+            PacketType::Ack | PacketType::BinaryAck => {
+                if self.member(packet.nsp).is_none() {
+                    self.protocol_error(&"ack for a namespace it has not joined");
+                }
+            }
+            PacketType::ConnectError => self.protocol_error(&"CONNECT_ERROR sent by a client"),
+        }
+    }
+
+    fn connect(&self, nsp: &str, auth: &str) {
+        let Some(namespace) = self.shared.namespaces.get(nsp).cloned() else {
+            log::debug!("session {}: unknown namespace {nsp}", self.session.sid());
+            return self.connect_error(nsp, "Invalid namespace");
+        };
+        if self.member(nsp).is_some() {
+            return self.protocol_error(&format_args!("second CONNECT to {nsp}"));
+        }
+        let now = Instant::now();
+        let identify = |accepts: &dyn Fn(&str) -> bool| self.identify(nsp, auth, accepts, now);
+        let member = match namespace.admit(&self.session, auth, &identify) {
+            Ok(member) => member,
+            Err(refusal) => return self.connect_error(nsp, refusal.message()),
+        };
+        let mut reply = String::with_capacity(64);
+        reply.push_str("{\"sid\":");
+        json::write_string(&mut reply, member.id().as_str());
+        if let Some(pid) = member.pid() {
+            reply.push_str(",\"pid\":");
+            json::write_string(&mut reply, pid.as_str());
+        }
+        reply.push('}');
+        let text = packet::encode(PacketType::Connect, nsp, None, Some(&reply), 0);
+        self.session.send(EncodedPacket::text(text));
+        self.members.borrow_mut().push(member.clone());
+        if let Some(timer) = self.connect_timer.borrow_mut().take() {
+            timer.abort();
+        }
+        if let (Some(recovery), Some(pid)) = (&self.shared.recovery, member.pid()) {
+            recovery.connected(pid, member.id(), nsp, &self.session, now);
+        }
+        member.enter(auth);
+    }
+
+    /// The new socket's identity: the one it resumes when the client sent a `pid` and an
+    /// `offset` (merged into its CONNECT auth) that recovery accepts, a fresh one otherwise.
+    fn identify(
+        &self,
+        nsp: &str,
+        auth: &str,
+        accepts: &dyn Fn(&str) -> bool,
+        now: Instant,
+    ) -> Identity {
+        if let Some((sid, pid, offset)) = self.recover(nsp, auth, accepts, now) {
+            return Identity {
+                sid,
+                pid: Some(pid),
+                recovered_offset: Some(offset),
+            };
+        }
+        Identity {
+            sid: Sid::random(),
+            pid: self.shared.recovery.as_ref().map(|_| Sid::random()),
+            recovered_offset: None,
+        }
+    }
+
+    /// Tries to resume a disconnected socket; returns its id, the pid and the offset.
+    fn recover(
+        &self,
+        nsp: &str,
+        auth: &str,
+        accepts: &dyn Fn(&str) -> bool,
+        now: Instant,
+    ) -> Option<(Sid, Sid, String)> {
+        let recovery = self.shared.recovery.as_ref()?;
+        let string = |name| {
+            json::object_get(auth, name)
+                .filter(|v| json::kind(v) == json::Kind::String)
+                .and_then(|v| json::unescape(v).ok())
+        };
+        let pid = Sid::parse(&string("pid")?)?;
+        let offset = string("offset")?.into_owned();
+        if !accepts(&offset) {
+            log::debug!(
+                "session {}: recovery offset {offset:?} refused",
+                self.session.sid()
+            );
+            return None;
+        }
+        // The old transport may not have noticed yet that the client is gone: close it, which
+        // turns its socket into a recoverable disconnection. It is told it was disconnected by
+        // the server, so a client still using it does not reconnect and take the pid back.
+        if let Some(stale) = recovery.live_session(&pid, nsp) {
+            log::debug!("session {}: closed for recovery by another", stale.sid());
+            let text = packet::encode(PacketType::Disconnect, nsp, None, None, 0);
+            stale.send(EncodedPacket::text(text));
+            stale.close(CloseReason::Forced);
+        }
+        let sid = recovery.take(&pid, nsp, now)?;
+        log::debug!("socket {sid}: recovered from offset {offset}");
+        Some((sid, pid, offset))
+    }
+
+    fn connect_error(&self, nsp: &str, message: &str) {
+        let mut data = String::from("{\"message\":");
+        json::write_string(&mut data, message);
+        data.push('}');
+        let text = packet::encode(PacketType::ConnectError, nsp, None, Some(&data), 0);
+        self.session.send(EncodedPacket::text(text));
+    }
+
+    /// Takes a socket that left out of recovery's live set, then out of its namespace.
+    fn leave(&self, member: &Rc<dyn Member>, reason: DisconnectReason) {
+        if let (Some(recovery), Some(pid)) = (&self.shared.recovery, member.pid()) {
+            recovery.disconnected(pid, reason.is_recoverable(), Instant::now());
+        }
+        member.leave(reason);
+    }
+
+    fn on_text(&self, text: &str) {
+        if self.partial.borrow().is_some() {
+            return self.protocol_error(&"text packet while attachments were pending");
+        }
+        let max_attachments = self.shared.config.max_attachments;
+        match packet::decode(text, max_attachments) {
+            Ok(packet) if packet.attachments > 0 => {
+                *self.partial.borrow_mut() = Some(Partial {
+                    text: text.to_owned(),
+                    attachments: Vec::with_capacity(packet.attachments),
+                    expected: packet.attachments,
+                });
+            }
+            Ok(packet) => self.handle(packet, &[]),
+            Err(error) => self.protocol_error(&format_args!("invalid packet: {error}")),
+        }
+    }
+
+    fn on_binary(&self, data: Bytes) {
+        let complete = {
+            let mut partial = self.partial.borrow_mut();
+            let Some(pending) = partial.as_mut() else {
+                drop(partial);
+                return self.protocol_error(&"unexpected binary message");
+            };
+            pending.attachments.push(data);
+            if pending.attachments.len() == pending.expected {
+                partial.take()
+            } else {
+                None
+            }
+        };
+        if let Some(partial) = complete {
+            match packet::decode(&partial.text, self.shared.config.max_attachments) {
+                Ok(packet) => self.handle(packet, &partial.attachments),
+                Err(error) => self.protocol_error(&format_args!("invalid packet: {error}")),
+            }
+        }
+    }
+}
+
+impl SessionHandler for Client {
+    fn on_message(&self, message: Message<'_>) {
+        match message {
+            Message::Text(text) => self.on_text(text),
+            Message::Binary(data) => self.on_binary(data),
+        }
+    }
+
+    fn on_close(&self, reason: CloseReason) {
+        if let Some(timer) = self.connect_timer.borrow_mut().take() {
+            timer.abort();
+        }
+        let members = std::mem::take(&mut *self.members.borrow_mut());
+        for member in members {
+            self.leave(&member, DisconnectReason::Session(reason));
+        }
+    }
+}
+
+/// Closes a session that has not joined any namespace in time.
+async fn connect_timeout(client: Weak<Client>, timeout: Duration) {
+    tokio::time::sleep(timeout).await;
+    if let Some(client) = client.upgrade() {
+        if client.members.borrow().is_empty() && !client.session.is_closed() {
+            log::debug!(
+                "session {}: no CONNECT within {timeout:?}",
+                client.session.sid()
+            );
+            client.session.close(CloseReason::Forced);
+        }
+    }
+}

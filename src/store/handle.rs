@@ -1,0 +1,163 @@
+//! The store's handle on the event loop.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use tokio::sync::mpsc as async_mpsc;
+use tokio::sync::oneshot;
+
+use super::error::{OpenError, StoreError};
+use super::model::{Committed, Insert, Row, StoreConfig};
+use super::schema::open_connection;
+use super::writer::{Command, writer};
+
+/// A page read on its way; see [`Store::request_page`].
+pub struct PageRequest(oneshot::Receiver<Result<Vec<Row>, StoreError>>);
+
+impl PageRequest {
+    pub async fn rows(self) -> Result<Vec<Row>, StoreError> {
+        self.0.await.map_err(|_| StoreError::Stopped)?
+    }
+}
+
+/// The handle the event loop holds; dropping it (or [`Store::close`]) stops the thread.
+pub struct Store {
+    commands: Option<mpsc::Sender<Command>>,
+    thread: Option<JoinHandle<()>>,
+    last_id_at_open: i64,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and starts the store thread. Results of inserts
+    /// arrive on the returned receiver, one `Vec` per transaction.
+    pub fn open(
+        config: StoreConfig,
+    ) -> Result<(Store, async_mpsc::UnboundedReceiver<Vec<Committed>>), OpenError> {
+        let connection = open_connection(&config)?;
+        let at = |error: StoreError| OpenError {
+            path: config.path.clone(),
+            error,
+        };
+        let last_id_at_open = connection
+            .query_row("SELECT coalesce(max(id), 0) FROM messages", [], |row| {
+                row.get(0)
+            })
+            .map_err(|e| at(e.into()))?;
+        let path = config.path.clone();
+        let (commands, command_rx) = mpsc::channel();
+        let (results, result_rx) = async_mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || writer(connection, config, command_rx, results))
+            .map_err(|e| OpenError {
+                path: path.clone(),
+                error: StoreError::NoThread(e.to_string()),
+            })?;
+        Ok((
+            Store {
+                commands: Some(commands),
+                thread: Some(thread),
+                last_id_at_open,
+            },
+            result_rx,
+        ))
+    }
+
+    /// Queues an insert; its outcome arrives on the results channel.
+    pub fn insert(&self, insert: Insert) -> Result<(), StoreError> {
+        self.commands
+            .as_ref()
+            .and_then(|c| c.send(Command::Insert(insert)).ok())
+            .ok_or(StoreError::Stopped)
+    }
+
+    /// The highest id stored when the database was opened (0 when empty).
+    pub fn last_id_at_open(&self) -> i64 {
+        self.last_id_at_open
+    }
+
+    /// Asks for up to `limit` rows with `id > after`, in id order. The read runs on the store
+    /// thread after the inserts queued before it; await [`PageRequest::rows`] for the answer
+    /// (the request does not borrow the store).
+    pub fn request_page(&self, after: i64, limit: usize) -> Result<PageRequest, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .as_ref()
+            .and_then(|c| {
+                c.send(Command::Page {
+                    after,
+                    limit,
+                    reply,
+                })
+                .ok()
+            })
+            .ok_or(StoreError::Stopped)?;
+        Ok(PageRequest(answer))
+    }
+
+    /// Asks the store thread to read the database; resolves to `Ok` when it answers (for a
+    /// health check). Does not borrow the store.
+    pub fn check(&self) -> impl std::future::Future<Output = Result<(), StoreError>> + use<> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self
+            .commands
+            .as_ref()
+            .is_some_and(|c| c.send(Command::Check(reply)).is_ok());
+        async move {
+            if !sent {
+                return Err(StoreError::Stopped);
+            }
+            answer.await.map_err(|_| StoreError::Stopped)?
+        }
+    }
+
+    /// Finishes queued commits, checkpoints the WAL and closes the database.
+    pub fn close(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        self.commands.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::model::Outcome;
+    use crate::store::testing::{insert, temp_db};
+
+    #[tokio::test]
+    async fn thread_commits_and_reports_in_order() {
+        let path = temp_db("thread");
+        let (store, mut results) = Store::open(StoreConfig::new(&path)).unwrap();
+        for i in 0..100 {
+            store
+                .insert(insert(&format!("m{i}"), Some(&format!("o{i}"))))
+                .unwrap();
+        }
+        let mut seen = Vec::new();
+        while seen.len() < 100 {
+            for committed in results.recv().await.unwrap() {
+                seen.push(committed);
+            }
+        }
+        for (i, committed) in seen.iter().enumerate() {
+            assert_eq!(committed.insert.content, format!("m{i}"));
+            assert_eq!(committed.outcome, Outcome::Stored(i as i64 + 1));
+        }
+        store.close();
+        // A clean close leaves no WAL content behind.
+        let wal = path.with_extension("db-wal");
+        assert!(std::fs::metadata(&wal).map_or(true, |m| m.len() == 0));
+    }
+}

@@ -1,0 +1,78 @@
+//! The store's settings and the values that go in and out of it.
+
+use std::path::PathBuf;
+
+use super::error::StoreError;
+
+/// SQLite's `synchronous` setting for the WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// fsync on every commit: an acked message survives a power cut. The default.
+    Full,
+    /// fsync at checkpoints only: fewer writes (SD-card wear), but a power cut can lose the
+    /// last commits, whose ids may then be handed out again.
+    Normal,
+}
+
+impl Synchronous {
+    pub(super) fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Store settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub synchronous: Synchronous,
+    /// Most inserts written in one transaction. Default 1024.
+    pub max_batch: usize,
+    /// How long SQLite waits on a lock held by another process. Default 5 s.
+    pub busy_timeout_ms: u64,
+}
+
+impl StoreConfig {
+    pub fn new(path: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            path: path.into(),
+            synchronous: Synchronous::Full,
+            max_batch: 1024,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+/// A chat message to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Insert {
+    pub content: String,
+    pub client_offset: Option<String>,
+}
+
+/// What became of one insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored durably under this id.
+    Stored(i64),
+    /// Its client offset was already stored: nothing written.
+    Duplicate,
+    /// The transaction failed; nothing of it was written.
+    Failed(StoreError),
+}
+
+/// One insert and its outcome, returned in request order.
+#[derive(Debug)]
+pub struct Committed {
+    pub insert: Insert,
+    pub outcome: Outcome,
+}
+
+/// A stored message, as replay reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub id: i64,
+    pub content: String,
+}

@@ -1,0 +1,20 @@
+//! Helpers for the store's unit tests.
+
+use std::path::PathBuf;
+
+use super::model::Insert;
+
+/// A fresh database path in a directory of its own.
+pub fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("emberchat-store-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("chat.db")
+}
+
+pub fn insert(content: &str, offset: Option<&str>) -> Insert {
+    Insert {
+        content: content.into(),
+        client_offset: offset.map(Into::into),
+    }
+}
