@@ -84,9 +84,10 @@ fn main() {
 
     let mut code = String::from("pub static ASSETS: &[Asset] = &[\n");
     for (i, source) in sources.iter().enumerate() {
-        let Ok(body) = fs::read(&source.file) else {
-            continue;
-        };
+        // The bundle entries exist (checked above); a page file missing from static/ is a
+        // broken checkout, not something to build a page without.
+        let body = fs::read(&source.file)
+            .unwrap_or_else(|error| panic!("cannot read {}: {error}", source.file.display()));
         println!("cargo:rerun-if-changed={}", source.file.display());
         let gz_path = out.join(format!("asset{i}.gz"));
         let gz = gzip(&body);

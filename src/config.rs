@@ -54,13 +54,87 @@ pub enum Command {
     Version,
 }
 
-/// A flag or variable with a bad value.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+/// Where a setting came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag, such as `listen` for `--listen`.
+    Flag(&'static str),
+    /// An environment variable, such as `EMBERCHAT_LISTEN`.
+    Variable(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => write!(f, "--{flag}"),
+            Origin::Variable(name) => f.write_str(name),
+        }
+    }
+}
+
+/// What is wrong with one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadValue {
+    NotUtf8,
+    NotAnAddress(String),
+    NotASynchronousMode(String),
+    NotAWholeNumber(String),
+    NotMilliseconds(String),
+    NotALogLevel(String),
+    NotAnOrigin(String),
+    EmptyToken,
+    BelowMinimum { value: usize, minimum: usize },
+}
+
+impl fmt::Display for BadValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadValue::NotUtf8 => f.write_str("value is not valid UTF-8"),
+            BadValue::NotAnAddress(value) => {
+                write!(f, "`{value}` is not an address like 0.0.0.0:3000")
+            }
+            BadValue::NotASynchronousMode(value) => write!(f, "`{value}` is not full or normal"),
+            BadValue::NotAWholeNumber(value) => write!(f, "`{value}` is not a whole number"),
+            BadValue::NotMilliseconds(value) => {
+                write!(f, "`{value}` is not a number of milliseconds")
+            }
+            BadValue::NotALogLevel(value) => {
+                write!(f, "`{value}` is not error, warn, info, debug or trace")
+            }
+            BadValue::NotAnOrigin(value) => {
+                write!(f, "`{value}` is not an origin like http://host:port")
+            }
+            BadValue::EmptyToken => f.write_str("the token is empty"),
+            BadValue::BelowMinimum { value, minimum } => {
+                write!(f, "{value} is below the minimum of {minimum}")
+            }
+        }
+    }
+}
+
+/// Why the settings were refused.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// A flag or variable has a value that cannot be used.
+    Value { origin: Origin, problem: BadValue },
+    /// The command line is malformed (an unknown flag, a missing value).
+    Usage(lexopt::Error),
+    /// A setting that must be greater than 0 is 0.
+    Zero { flag: &'static str },
+    /// `--max-message-bytes` is not below `--max-payload`.
+    MessageNotBelowPayload,
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            ConfigError::Value { origin, problem } => write!(f, "{origin}: {problem}"),
+            ConfigError::Usage(error) => write!(f, "{error}"),
+            ConfigError::Zero { flag } => write!(f, "--{flag} must be greater than 0"),
+            ConfigError::MessageNotBelowPayload => {
+                f.write_str("--max-message-bytes must be smaller than --max-payload")
+            }
+        }
     }
 }
 
@@ -134,50 +208,59 @@ pub fn parse(
     env: impl Fn(&str) -> Option<OsString>,
 ) -> Result<Command, ConfigError> {
     let mut config = Config::default();
-    for (flag, variable) in OPTIONS {
+    for &(flag, variable) in OPTIONS {
         if let Some(value) = env(variable) {
-            let value = value
-                .into_string()
-                .map_err(|_| ConfigError(format!("{variable} is not valid UTF-8")))?;
+            let origin = Origin::Variable(variable);
+            let value = value.into_string().map_err(|_| ConfigError::Value {
+                origin,
+                problem: BadValue::NotUtf8,
+            })?;
             apply(&mut config, flag, &value)
-                .map_err(|e| ConfigError(format!("{variable}: {e}")))?;
+                .map_err(|problem| ConfigError::Value { origin, problem })?;
         }
     }
     let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(|e| ConfigError(e.to_string()))? {
+    while let Some(arg) = parser.next().map_err(ConfigError::Usage)? {
         match arg {
             lexopt::Arg::Short('h') | lexopt::Arg::Long("help") => return Ok(Command::Help),
             lexopt::Arg::Short('V') | lexopt::Arg::Long("version") => return Ok(Command::Version),
-            lexopt::Arg::Long(flag) if OPTIONS.iter().any(|(f, _)| *f == flag) => {
-                let flag = flag.to_owned();
+            lexopt::Arg::Long(given) if OPTIONS.iter().any(|(f, _)| *f == given) => {
+                let flag = OPTIONS
+                    .iter()
+                    .find_map(|(f, _)| (*f == given).then_some(*f))
+                    .expect("checked above");
+                let origin = Origin::Flag(flag);
                 let value = parser
                     .value()
-                    .map_err(|e| ConfigError(e.to_string()))?
+                    .map_err(ConfigError::Usage)?
                     .into_string()
-                    .map_err(|_| ConfigError(format!("--{flag}: value is not valid UTF-8")))?;
-                apply(&mut config, &flag, &value)
-                    .map_err(|e| ConfigError(format!("--{flag}: {e}")))?;
+                    .map_err(|_| ConfigError::Value {
+                        origin,
+                        problem: BadValue::NotUtf8,
+                    })?;
+                apply(&mut config, flag, &value)
+                    .map_err(|problem| ConfigError::Value { origin, problem })?;
             }
-            other => return Err(ConfigError(other.unexpected().to_string())),
+            other => return Err(ConfigError::Usage(other.unexpected())),
         }
     }
     validate(&config)?;
     Ok(Command::Run(Box::new(config)))
 }
 
-fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
+fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), BadValue> {
     match flag {
         "listen" => {
             config.listen = value
                 .parse()
-                .map_err(|_| format!("`{value}` is not an address like 0.0.0.0:3000"))?;
+                .map_err(|_| BadValue::NotAnAddress(value.to_owned()))?;
         }
         "db" => config.db = PathBuf::from(value),
         "synchronous" => {
             config.synchronous = match value.to_ascii_lowercase().as_str() {
                 "full" => Synchronous::Full,
                 "normal" => Synchronous::Normal,
-                _ => return Err(format!("`{value}` is not full or normal")),
+                _ => return Err(BadValue::NotASynchronousMode(value.to_owned())),
             };
         }
         "ping-interval" => config.engine.ping_interval = millis(value)?,
@@ -188,9 +271,10 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
         "max-header-bytes" => {
             let bytes = number(value)?;
             if bytes < MIN_HEADER_BYTES {
-                return Err(format!(
-                    "{bytes} is below the minimum of {MIN_HEADER_BYTES}"
-                ));
+                return Err(BadValue::BelowMinimum {
+                    value: bytes,
+                    minimum: MIN_HEADER_BYTES,
+                });
             }
             config.http.max_header_bytes = bytes;
         }
@@ -201,11 +285,11 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
         "max-message-rate" => {
             config.chat.max_message_rate = value
                 .parse()
-                .map_err(|_| format!("`{value}` is not a whole number"))?;
+                .map_err(|_| BadValue::NotAWholeNumber(value.to_owned()))?;
         }
         "token" => {
             if value.is_empty() {
-                return Err("the token is empty".into());
+                return Err(BadValue::EmptyToken);
             }
             config.chat.token = Some(value.to_owned());
         }
@@ -214,7 +298,7 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
                 if origin != "*"
                     && !(origin.starts_with("http://") || origin.starts_with("https://"))
                 {
-                    return Err(format!("`{origin}` is not an origin like http://host:port"));
+                    return Err(BadValue::NotAnOrigin(origin.to_owned()));
                 }
                 config
                     .engine
@@ -231,56 +315,48 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
         "log-level" => {
             config.log_level = value
                 .parse()
-                .map_err(|_| format!("`{value}` is not error, warn, info, debug or trace"))?;
+                .map_err(|_| BadValue::NotALogLevel(value.to_owned()))?;
         }
         _ => unreachable!("flag {flag} is listed in OPTIONS"),
     }
     Ok(())
 }
 
-fn number(value: &str) -> Result<usize, String> {
+fn number(value: &str) -> Result<usize, BadValue> {
     value
         .parse()
-        .map_err(|_| format!("`{value}` is not a whole number"))
+        .map_err(|_| BadValue::NotAWholeNumber(value.to_owned()))
 }
 
-fn millis(value: &str) -> Result<Duration, String> {
+fn millis(value: &str) -> Result<Duration, BadValue> {
     let ms: u64 = value
         .parse()
-        .map_err(|_| format!("`{value}` is not a number of milliseconds"))?;
+        .map_err(|_| BadValue::NotMilliseconds(value.to_owned()))?;
     Ok(Duration::from_millis(ms))
 }
 
 fn validate(config: &Config) -> Result<(), ConfigError> {
     let positive = [
-        ("--ping-interval", config.engine.ping_interval.as_millis()),
-        ("--ping-timeout", config.engine.ping_timeout.as_millis()),
+        ("ping-interval", config.engine.ping_interval.as_millis()),
+        ("ping-timeout", config.engine.ping_timeout.as_millis()),
+        ("upgrade-timeout", config.engine.upgrade_timeout.as_millis()),
         (
-            "--upgrade-timeout",
-            config.engine.upgrade_timeout.as_millis(),
-        ),
-        (
-            "--connect-timeout",
+            "connect-timeout",
             config.socketio.connect_timeout.as_millis(),
         ),
-        ("--max-payload", config.engine.max_payload as u128),
-        ("--max-message-bytes", config.chat.max_message_bytes as u128),
-        (
-            "--max-queue-packets",
-            config.engine.max_queue_packets as u128,
-        ),
-        ("--max-queue-bytes", config.engine.max_queue_bytes as u128),
-        ("--max-clients", config.engine.max_sessions as u128),
+        ("max-payload", config.engine.max_payload as u128),
+        ("max-message-bytes", config.chat.max_message_bytes as u128),
+        ("max-queue-packets", config.engine.max_queue_packets as u128),
+        ("max-queue-bytes", config.engine.max_queue_bytes as u128),
+        ("max-clients", config.engine.max_sessions as u128),
     ];
     for (flag, value) in positive {
         if value == 0 {
-            return Err(ConfigError(format!("{flag} must be greater than 0")));
+            return Err(ConfigError::Zero { flag });
         }
     }
     if config.chat.max_message_bytes >= config.engine.max_payload {
-        return Err(ConfigError(
-            "--max-message-bytes must be smaller than --max-payload".into(),
-        ));
+        return Err(ConfigError::MessageNotBelowPayload);
     }
     Ok(())
 }
@@ -344,12 +420,53 @@ mod tests {
     #[test]
     fn bad_values_are_explained() {
         let error = run(&["--listen", "nowhere"], &[]).unwrap_err();
-        assert!(error.0.contains("--listen"), "{error}");
+        assert!(matches!(
+            &error,
+            ConfigError::Value {
+                origin: Origin::Flag("listen"),
+                problem: BadValue::NotAnAddress(value),
+            } if value == "nowhere"
+        ));
+        assert_eq!(
+            error.to_string(),
+            "--listen: `nowhere` is not an address like 0.0.0.0:3000"
+        );
         let error = run(&[], &[("EMBERCHAT_PING_TIMEOUT", "soon")]).unwrap_err();
-        assert!(error.0.contains("EMBERCHAT_PING_TIMEOUT"), "{error}");
-        assert!(run(&["--ping-interval", "0"], &[]).is_err());
-        assert!(run(&["--bogus"], &[]).is_err());
-        assert!(run(&["--synchronous", "sometimes"], &[]).is_err());
+        assert!(matches!(
+            error,
+            ConfigError::Value {
+                origin: Origin::Variable("EMBERCHAT_PING_TIMEOUT"),
+                problem: BadValue::NotMilliseconds(_),
+            }
+        ));
+        assert!(matches!(
+            run(&["--ping-interval", "0"], &[]),
+            Err(ConfigError::Zero {
+                flag: "ping-interval"
+            })
+        ));
+        assert!(matches!(run(&["--bogus"], &[]), Err(ConfigError::Usage(_))));
+        assert!(matches!(
+            run(&["--synchronous", "sometimes"], &[]),
+            Err(ConfigError::Value {
+                problem: BadValue::NotASynchronousMode(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            run(&["--max-header-bytes", "100"], &[]),
+            Err(ConfigError::Value {
+                problem: BadValue::BelowMinimum {
+                    value: 100,
+                    minimum: 8192
+                },
+                ..
+            })
+        ));
+        assert!(matches!(
+            run(&["--max-message-bytes", "2000000"], &[]),
+            Err(ConfigError::MessageNotBelowPayload)
+        ));
     }
 
     #[test]
@@ -367,7 +484,13 @@ mod tests {
             config.engine.allowed_origins,
             ["http://a:1", "https://b", "*"]
         );
-        assert!(run(&["--allow-origin", "evil.example"], &[]).is_err());
+        assert!(matches!(
+            run(&["--allow-origin", "evil.example"], &[]),
+            Err(ConfigError::Value {
+                problem: BadValue::NotAnOrigin(_),
+                ..
+            })
+        ));
     }
 
     #[test]

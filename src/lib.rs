@@ -14,6 +14,8 @@
 //! - [`json`]: a bounded JSON scanner; Socket.IO payloads stay raw text.
 //! - [`config`], [`logger`], [`systemd`]: start-up settings, log output, service manager.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub(crate) mod assets;
 pub(crate) mod chat;
 pub mod config;

@@ -1,6 +1,8 @@
 //! The emberchat binary: reads the configuration, takes or binds the listening socket, and
 //! runs until SIGINT or SIGTERM, telling systemd (when it runs under it) how it is doing.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::process::ExitCode;
 
 use emberchat::config::{self, Command};
@@ -25,8 +27,9 @@ fn main() -> ExitCode {
     };
     emberchat::logger::init(config.log_level);
 
-    // Socket activation first, while the process is still single-threaded.
-    let activated = match systemd::take_listener() {
+    // SAFETY: called once, first thing, while the process is still single-threaded: no
+    // runtime, logger thread or store thread exists yet.
+    let activated = match unsafe { systemd::take_listener() } {
         Ok(listener) => listener,
         Err(error) => {
             log::error!("the socket passed by systemd is unusable: {error}");

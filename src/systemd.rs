@@ -47,8 +47,14 @@ pub fn watchdog_interval() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec / 2))
 }
 
-/// The listening socket passed by socket activation, if this process was given one.
-pub fn take_listener() -> io::Result<Option<TcpListener>> {
+/// The listening socket passed by socket activation, if this process was given one. Takes
+/// the `LISTEN_*` variables out of the environment, so children do not think it is theirs.
+///
+/// # Safety
+/// Edits the environment: no other thread may exist yet (call it at the start of `main`,
+/// before the runtime or any thread starts), and it must be called at most once, since it
+/// takes ownership of file descriptor 3.
+pub unsafe fn take_listener() -> io::Result<Option<TcpListener>> {
     let Ok(pid) = std::env::var("LISTEN_PID") else {
         return Ok(None);
     };
@@ -59,8 +65,7 @@ pub fn take_listener() -> io::Result<Option<TcpListener>> {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    // Children must not think the sockets are theirs.
-    // SAFETY: the gateway is still single-threaded here (called before the runtime starts).
+    // SAFETY: the caller promises the process is still single-threaded (see `# Safety`).
     unsafe {
         std::env::remove_var("LISTEN_PID");
         std::env::remove_var("LISTEN_FDS");
@@ -73,7 +78,8 @@ pub fn take_listener() -> io::Result<Option<TcpListener>> {
         log::warn!("systemd passed {count} sockets; serving the first only");
     }
     use std::os::fd::FromRawFd;
-    // SAFETY: systemd passes open sockets from fd 3 on, owned by this process from now on.
+    // SAFETY: systemd passes open sockets from fd 3 on (LISTEN_PID is this process), and the
+    // caller takes them once (see `# Safety`), so nothing else owns fd 3.
     let listener = unsafe { TcpListener::from_raw_fd(LISTEN_FDS_START) };
     listener.set_nonblocking(true)?;
     // Fails unless fd 3 really is a TCP socket (a misconfigured unit).
