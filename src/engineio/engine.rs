@@ -232,9 +232,9 @@ mod tests {
     }
 
     fn drain(session: &Session) -> Vec<EncodedPacket> {
-        let mut frames = Vec::new();
-        session.take_queued(&mut frames);
-        frames
+        let mut packets = Vec::new();
+        session.take_queued(&mut packets);
+        packets
     }
 
     #[tokio::test(start_paused = true)]

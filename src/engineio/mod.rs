@@ -7,11 +7,11 @@
 pub mod base64;
 mod config;
 mod encoded;
-pub mod engine;
+mod engine;
 mod handler;
 pub mod packet;
 pub mod payload;
-pub mod session;
+pub(crate) mod session;
 mod sid;
 
 pub use config::EngineConfig;

@@ -40,15 +40,15 @@ pub fn decode(body: &[u8], max_payload: usize) -> Result<Vec<Packet<'_>>, Payloa
         .collect()
 }
 
-/// Encodes queued frames as one polling body.
-pub fn encode(frames: &[EncodedPacket]) -> String {
-    let size = frames.iter().map(|f| f.len() + 1).sum::<usize>();
+/// Encodes queued packets as one polling body.
+pub fn encode(packets: &[EncodedPacket]) -> String {
+    let size = packets.iter().map(|f| f.len() + 1).sum::<usize>();
     let mut out = String::with_capacity(size);
-    for (i, frame) in frames.iter().enumerate() {
+    for (i, packet) in packets.iter().enumerate() {
         if i > 0 {
             out.push(SEPARATOR);
         }
-        match frame {
+        match packet {
             EncodedPacket::Text(text) => out.push_str(text),
             EncodedPacket::Binary(data) => {
                 out.push('b');
@@ -97,13 +97,13 @@ mod tests {
     }
 
     #[test]
-    fn encodes_frames() {
-        let frames = [
+    fn encodes_packets() {
+        let packets = [
             EncodedPacket::text("4hi"),
             EncodedPacket::Binary(Bytes::from_static(&[1, 2, 3])),
             EncodedPacket::text("2"),
         ];
-        assert_eq!(encode(&frames), "4hi\x1ebAQID\x1e2");
+        assert_eq!(encode(&packets), "4hi\x1ebAQID\x1e2");
         assert_eq!(encode(&[]), "");
     }
 }

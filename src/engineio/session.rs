@@ -21,20 +21,11 @@ pub enum TransportKind {
     WebSocket,
 }
 
-impl TransportKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransportKind::Polling => "polling",
-            TransportKind::WebSocket => "websocket",
-        }
-    }
-}
-
 /// What a long-polling GET should answer with now.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PollReply {
-    /// Send these frames.
-    Frames(Vec<EncodedPacket>),
+    /// Send these packets.
+    Packets(Vec<EncodedPacket>),
     /// The session ended: send a close packet.
     Closed,
     /// An upgrade is under way: answer with a noop so the client pauses polling.
@@ -66,7 +57,7 @@ struct State {
     post_pending: bool,
     noop_pending: bool,
     awaiting_pong: bool,
-    /// Bytes of the frames in `queue`.
+    /// Bytes of the packets in `queue`.
     queued_bytes: usize,
     /// The queue hit its limit: the session is closed on the heartbeat task's next turn.
     overflowed: bool,
@@ -135,21 +126,21 @@ impl Session {
         self.state.borrow().closed
     }
 
-    /// Queues a frame for the client. Frames sent after close, or once the queue has
+    /// Queues a packet for the client. Packets sent after close, or once the queue has
     /// overflowed its limits, are dropped.
-    pub fn send(&self, frame: EncodedPacket) {
-        self.send_all(std::iter::once(frame));
+    pub fn send(&self, packet: EncodedPacket) {
+        self.send_all(std::iter::once(packet));
     }
 
-    /// Queues several frames with one wake-up of the transport (a page of replayed messages).
-    pub fn send_all(&self, frames: impl IntoIterator<Item = EncodedPacket>) {
+    /// Queues several packets with one wake-up of the transport (a page of replayed messages).
+    pub fn send_all(&self, packets: impl IntoIterator<Item = EncodedPacket>) {
         let mut state = self.state.borrow_mut();
         if state.closed.is_some() || state.overflowed {
             return;
         }
         let mut queued = false;
-        for frame in frames {
-            let bytes = state.queued_bytes + frame.len();
+        for packet in packets {
+            let bytes = state.queued_bytes + packet.len();
             if state.queue.len() >= self.limits.packets || bytes > self.limits.bytes {
                 state.overflowed = true;
                 drop(state);
@@ -159,7 +150,7 @@ impl Session {
                 return;
             }
             state.queued_bytes = bytes;
-            state.queue.push_back(frame);
+            state.queue.push_back(packet);
             queued = true;
         }
         drop(state);
@@ -194,12 +185,12 @@ impl Session {
         self.limits
     }
 
-    /// Number of frames waiting to be written.
+    /// Number of packets waiting to be written.
     pub fn queued(&self) -> usize {
         self.state.borrow().queue.len()
     }
 
-    /// Takes every queued frame, for the transport to write.
+    /// Takes every queued packet, for the transport to write.
     pub fn take_queued(&self, into: &mut impl Extend<EncodedPacket>) {
         let mut state = self.state.borrow_mut();
         if state.queue.is_empty() {
@@ -215,7 +206,7 @@ impl Session {
         self.drain_wake.notify_waiters();
     }
 
-    /// Waits until at most `packets` frames and `bytes` bytes are queued. Returns false once
+    /// Waits until at most `packets` packets and `bytes` bytes are queued. Returns false once
     /// the session is closed. Lets a producer (replay) pace itself to what the client reads.
     pub async fn wait_queue_below(&self, packets: usize, bytes: usize) -> bool {
         loop {
@@ -303,10 +294,10 @@ impl Session {
         }
         if !state.queue.is_empty() {
             state.queued_bytes = 0;
-            let frames = state.queue.drain(..).collect();
+            let packets = state.queue.drain(..).collect();
             drop(state);
             self.drain_wake.notify_waiters();
-            return PollReply::Frames(frames);
+            return PollReply::Packets(packets);
         }
         match state.closed {
             // The client closed (a close packet in a POST): release its GET with a noop, as
@@ -430,7 +421,7 @@ mod tests {
         s.send(EncodedPacket::text("4b"));
         assert_eq!(
             s.poll(),
-            PollReply::Frames(vec![EncodedPacket::text("4a"), EncodedPacket::text("4b")])
+            PollReply::Packets(vec![EncodedPacket::text("4a"), EncodedPacket::text("4b")])
         );
         assert_eq!(s.poll(), PollReply::Wait);
     }
@@ -465,7 +456,7 @@ mod tests {
         assert!(s.begin_probe());
         assert_eq!(s.poll(), PollReply::Noop);
         assert!(s.finish_upgrade());
-        // The same GET, woken again: the frames are the WebSocket's now.
+        // The same GET, woken again: the packets are the WebSocket's now.
         s.send(EncodedPacket::text("42[\"x\"]"));
         assert_eq!(s.poll(), PollReply::Noop);
         assert_eq!(s.queued(), 1);
@@ -491,7 +482,7 @@ mod tests {
         s.begin_get().unwrap();
         assert_eq!(
             s.poll(),
-            PollReply::Frames(vec![EncodedPacket::text("4x"), EncodedPacket::text("1")])
+            PollReply::Packets(vec![EncodedPacket::text("4x"), EncodedPacket::text("1")])
         );
         assert_eq!(s.poll(), PollReply::Closed);
         s.end_get();

@@ -60,10 +60,6 @@ impl EventBatch {
             .push(|out| packet::write_event(out, namespace, event, args));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.batch.is_empty()
-    }
-
     pub(super) fn into_packets(self) -> impl Iterator<Item = EncodedPacket> {
         self.batch.into_packets()
     }

@@ -84,6 +84,7 @@ impl<D> Hub<D> {
     }
 
     /// The connected sockets, in slot order.
+    #[cfg(test)]
     pub fn sockets(&self) -> Vec<Rc<Socket<D>>> {
         self.slots.borrow().iter().flatten().cloned().collect()
     }

@@ -73,10 +73,10 @@ mod tests {
         fn on_event(self: &Rc<Self>, _: &Rc<Socket<()>>, _: Event<'_>) {}
     }
 
-    fn frames(session: &Session) -> Vec<EncodedPacket> {
-        let mut frames = Vec::new();
-        session.take_queued(&mut frames);
-        frames
+    fn packets(session: &Session) -> Vec<EncodedPacket> {
+        let mut packets = Vec::new();
+        session.take_queued(&mut packets);
+        packets
     }
 
     #[tokio::test(start_paused = true)]
@@ -96,12 +96,12 @@ mod tests {
                 let joined = engine.open(TransportKind::Polling);
                 engine.receive(&joined, engineio::packet::Packet::Message("0"));
                 assert_eq!(quiet.0.len(), 1);
-                frames(&idle);
+                packets(&idle);
                 tokio::time::sleep(Duration::from_millis(44_999)).await;
                 assert!(!idle.is_closed());
                 tokio::time::sleep(Duration::from_millis(2)).await;
                 assert_eq!(idle.close_reason(), Some(CloseReason::Forced));
-                assert_eq!(frames(&idle), vec![EncodedPacket::text("1")]);
+                assert_eq!(packets(&idle), vec![EncodedPacket::text("1")]);
                 assert!(!joined.is_closed());
             })
             .await;
@@ -128,14 +128,14 @@ mod tests {
                 let engine = Engine::new(EngineConfig::default(), Rc::new(server));
                 let session = engine.open(TransportKind::WebSocket);
                 engine.receive(&session, engineio::packet::Packet::Message("0"));
-                frames(&session);
+                packets(&session);
                 let header = "51-[\"bin\",{\"_placeholder\":true,\"num\":0}]";
                 engine.receive(&session, engineio::packet::Packet::Message(header));
-                assert!(frames(&session).is_empty());
+                assert!(packets(&session).is_empty());
                 let data = Bytes::from_static(&[1, 2, 3]);
                 engine.receive(&session, engineio::packet::Packet::Binary(data.clone()));
                 assert_eq!(
-                    frames(&session),
+                    packets(&session),
                     vec![
                         EncodedPacket::text(format!("4{header}")),
                         EncodedPacket::Binary(data)
@@ -151,10 +151,10 @@ mod tests {
     /// A session joined to `/` with `auth`; returns it with the CONNECT reply's JSON.
     fn join(engine: &Rc<Engine>, auth: &str) -> (Rc<Session>, String) {
         let session = engine.open(TransportKind::WebSocket);
-        frames(&session);
+        packets(&session);
         let connect = format!("0{auth}");
         engine.receive(&session, engineio::packet::Packet::Message(&connect));
-        let reply = frames(&session)
+        let reply = packets(&session)
             .into_iter()
             .find_map(|f| match f {
                 EncodedPacket::Text(t) if t.starts_with("40") => Some(t.as_str()[2..].to_owned()),
@@ -266,7 +266,7 @@ mod tests {
                 assert_eq!(field(&reply, "sid"), sid);
                 assert_eq!(stale.close_reason(), Some(CloseReason::Forced));
                 // Told it was disconnected, so it does not reconnect and take the pid back.
-                assert_eq!(frames(&stale), vec![EncodedPacket::text("41")]);
+                assert_eq!(packets(&stale), vec![EncodedPacket::text("41")]);
                 // Garbage in the handshake never recovers anything.
                 for auth in [
                     "{\"pid\":1,\"offset\":\"3\"}",
@@ -291,7 +291,7 @@ mod tests {
                 let engine = Engine::new(EngineConfig::default(), Rc::new(server));
                 let (session, _) = join(&engine, "");
                 let socket = hub.sockets().pop().unwrap();
-                let frame = |n: i64| EncodedPacket::text(format!("42[\"n\",{n}]"));
+                let packet = |n: i64| EncodedPacket::text(format!("42[\"n\",{n}]"));
                 let broadcast = |n: i64| {
                     hub.broadcast_ordered("n", n, 8, |args| {
                         args.int(n);
@@ -302,20 +302,20 @@ mod tests {
                 for n in [4, 5, 6, 6] {
                     broadcast(n);
                 }
-                assert_eq!(frames(&session), vec![frame(6)]);
+                assert_eq!(packets(&session), vec![packet(6)]);
                 // Held while replaying: nothing live gets through.
                 socket.hold_broadcasts();
                 broadcast(7);
-                assert!(frames(&session).is_empty());
+                assert!(packets(&session).is_empty());
                 socket.go_live(7);
                 broadcast(7);
                 broadcast(8);
-                assert_eq!(frames(&session), vec![frame(8)]);
+                assert_eq!(packets(&session), vec![packet(8)]);
                 // A socket that left gets nothing, and the hub forgets it.
                 engine.receive(&session, engineio::packet::Packet::Message("1"));
                 assert_eq!(hub.len(), 0);
                 broadcast(9);
-                assert!(frames(&session).is_empty());
+                assert!(packets(&session).is_empty());
             })
             .await;
     }

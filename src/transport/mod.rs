@@ -5,11 +5,11 @@
 
 mod body;
 mod error;
-pub mod io;
+pub(crate) mod io;
 pub mod origin;
-pub mod polling;
+mod polling;
 mod query;
-pub mod websocket;
+mod websocket;
 pub mod ws_codec;
 
 use std::rc::Rc;

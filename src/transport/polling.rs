@@ -15,9 +15,9 @@ const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 /// A new polling session: the body is the open packet.
 pub fn handshake(engine: &Rc<Engine>) -> Response<Body> {
     let session = engine.open(TransportKind::Polling);
-    let mut frames = Vec::new();
-    session.take_queued(&mut frames);
-    body::response(StatusCode::OK, CONTENT_TYPE, payload::encode(&frames))
+    let mut packets = Vec::new();
+    session.take_queued(&mut packets);
+    body::response(StatusCode::OK, CONTENT_TYPE, payload::encode(&packets))
 }
 
 /// Clears the session's pending-GET mark however the request ends (answered or dropped).
@@ -46,7 +46,7 @@ pub async fn get(session: &Rc<Session>) -> Response<Body> {
     let _pending = PendingGet(session);
     loop {
         let body = match session.poll() {
-            PollReply::Frames(frames) => payload::encode(&frames),
+            PollReply::Packets(packets) => payload::encode(&packets),
             PollReply::Closed => "1".to_owned(),
             PollReply::Noop => "6".to_owned(),
             PollReply::Wait => {
@@ -126,12 +126,12 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Vec<u8>, BodyErro
     }
     let mut data = Vec::new();
     loop {
-        let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
-        match frame {
+        let packet = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
+        match packet {
             None => return Ok(data),
             Some(Err(_)) => return Err(BodyError::Io),
-            Some(Ok(frame)) => {
-                if let Ok(chunk) = frame.into_data() {
+            Some(Ok(packet)) => {
+                if let Ok(chunk) = packet.into_data() {
                     if data.len() + chunk.len() > limit {
                         return Err(BodyError::TooLarge);
                     }
