@@ -4,6 +4,7 @@
 //! Each layer uses only the ones listed after it (`tests/architecture.rs` checks that no
 //! module imports from one that imports from it):
 //! - [`gateway`]: puts the layers together and runs them until shutdown.
+//! - [`config`]: every layer's settings, from flags and `EMBERCHAT_*` variables.
 //! - [`http`]: accept loop, routing, embedded files (`assets`), health and metrics.
 //! - [`transport`]: long-polling and WebSocket, moving bytes between sockets and sessions.
 //! - `chat`: the application: validate, store, broadcast in id order, ack; replay.
@@ -12,7 +13,7 @@
 //! - [`engineio`]: Engine.IO v4: codecs, session state, heartbeat (no sockets).
 //! - `store`: SQLite on its own thread, group commit.
 //! - [`json`]: a bounded JSON scanner; Socket.IO payloads stay raw text.
-//! - [`config`], [`logger`], [`systemd`]: start-up settings, log output, service manager.
+//! - [`logger`], [`systemd`]: log output, service manager (leaves, as `json` and `random`).
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
