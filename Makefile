@@ -123,9 +123,10 @@ cross-armv7: $(BUNDLE)
 	$(CROSS_ENV) $(CARGO) build --release --locked --target armv7-unknown-linux-gnueabihf
 	@ls -l target/armv7-unknown-linux-gnueabihf/release/emberchat
 
-# The aarch64 binary under qemu-user, chatting with the official client.
+# The aarch64 binary under qemu-user, chatting with the official client (tests/e2e/cross.rs).
+CROSS_TEST := cross::aarch64_binary_chats_under_qemu
 test-cross: cross-aarch64 test-deps
-	EMBERCHAT_TEST_ARM_BIN=$(AARCH64_BIN) $(CARGO) test --locked --test cross_aarch64 -- --ignored
+	EMBERCHAT_TEST_ARM_BIN=$(AARCH64_BIN) $(CARGO) test --locked --test e2e -- --ignored --exact $(CROSS_TEST)
 
 # --- install -------------------------------------------------------------------------------------
 
