@@ -9,7 +9,8 @@ use std::time::Duration;
 use tungstenite::Message;
 
 use crate::common::{
-    self, Gateway, POLLING, connect_polling, get, http, poll_until, post, read_text, socketio_ws,
+    self, Gateway, POLLING, Ws, connect_polling, get, http, poll_until, post, read_text,
+    socketio_ws,
 };
 
 #[test]
@@ -119,13 +120,48 @@ fn closed_by_server(ws: &mut common::Ws) -> bool {
     }
 }
 
-#[test]
-fn inputs_from_socket_io_security_history_are_refused_cleanly() {
-    let gateway = Gateway::start("cve-inputs", &["--max-message-rate", "0"]);
-    let (mut bystander, _) = socketio_ws(&gateway, "{}");
+/// A client connected before the hostile input, which must keep chatting through it.
+struct Bystander(Ws);
 
-    // Crafted query strings: arrays, duplicates, encodings, huge values, odd names. Each is
-    // refused with Engine.IO's error, or (an unknown key is just ignored) is a handshake.
+impl Bystander {
+    fn join(gateway: &Gateway) -> Bystander {
+        Bystander(socketio_ws(gateway, "{}").0)
+    }
+
+    /// Through all of it the gateway served, and the bystander still chats.
+    fn still_chats(mut self, gateway: &Gateway) {
+        self.0
+            .send(Message::text(
+                "429[\"chat message\",\"still here\",\"b-9\"]",
+            ))
+            .unwrap();
+        loop {
+            if read_text(&mut self.0) == "439[]" {
+                break;
+            }
+        }
+        assert_eq!(http(&gateway.addr, "GET", "/healthz", &[], b"").status, 200);
+    }
+}
+
+/// A gateway without a rate limit (the tests send in bursts) and its bystander.
+fn start(name: &str) -> (Gateway, Bystander) {
+    let gateway = Gateway::start(name, &["--max-message-rate", "0"]);
+    let bystander = Bystander::join(&gateway);
+    (gateway, bystander)
+}
+
+/// A new polling session (not joined to a namespace): its path with `&sid=`.
+fn polling_session(gateway: &Gateway) -> String {
+    let open = get(gateway, POLLING).text();
+    format!("{POLLING}&sid={}", &open[9..29])
+}
+
+/// Crafted query strings: arrays, duplicates, encodings, huge values, odd names. Each is
+/// refused with Engine.IO's error, or (an unknown key is just ignored) is a handshake.
+#[test]
+fn crafted_query_strings_are_refused_or_ignored() {
+    let (gateway, bystander) = start("cve-queries");
     for (query, expected) in [
         ("/socket.io/?EIO=4&transport=polling&sid[]=x", 200),
         ("/socket.io/?EIO=4&EIO=3&transport=polling", 200),
@@ -146,11 +182,14 @@ fn inputs_from_socket_io_security_history_are_refused_cleanly() {
             assert!(reply.text().starts_with("0{\"sid\":"), "{query}");
         }
     }
+    bystander.still_chats(&gateway);
+}
 
-    // Invalid UTF-8 in a polling body, and a packet type that is not ASCII.
-    let open = http(&gateway.addr, "GET", POLLING, &[], b"").text();
-    let sid = &open[9..29];
-    let path = format!("{POLLING}&sid={sid}");
+/// Invalid UTF-8 in a polling body, and a packet type that is not ASCII.
+#[test]
+fn polling_bodies_that_are_not_utf8_or_start_with_non_ascii_are_refused() {
+    let (gateway, bystander) = start("cve-polling-bodies");
+    let path = polling_session(&gateway);
     let reply = http(
         &gateway.addr,
         "POST",
@@ -159,14 +198,18 @@ fn inputs_from_socket_io_security_history_are_refused_cleanly() {
         b"40\x1e42[\"chat message\",\"\xff\xfe\"]",
     );
     assert_eq!(reply.status, 400);
-    let open = http(&gateway.addr, "GET", POLLING, &[], b"").text();
-    let path = format!("{POLLING}&sid={}", &open[9..29]);
+    let path = polling_session(&gateway);
     let reply = http(&gateway.addr, "POST", &path, &[], "ä40".as_bytes());
     assert_eq!(reply.status, 400);
+    bystander.still_chats(&gateway);
+}
 
-    // Over WebSocket: invalid UTF-8 in a text frame, a multi-byte packet type, huge numbers
-    // (ack ids beyond 2^53, attachment counts, offsets), unbounded attachments, deep nesting
-    // and lone surrogates. Each closes only its own connection or gets an error ack.
+/// Over WebSocket: invalid UTF-8 in a text frame, a multi-byte packet type, huge numbers
+/// (ack ids beyond 2^53, attachment counts), unbounded attachments, deep nesting and lone
+/// surrogates. Each closes its own connection, and only that one.
+#[test]
+fn hostile_websocket_packets_close_only_their_connection() {
+    let (gateway, bystander) = start("cve-websocket");
     let mut utf8 = common::open_ws(&gateway, "");
     assert!(read_text(&mut utf8).starts_with("0{"));
     let stream = utf8.get_mut();
@@ -193,7 +236,14 @@ fn inputs_from_socket_io_security_history_are_refused_cleanly() {
         let closed = closed_by_server(&mut ws);
         assert!(closed, "{}", &packet[..packet.len().min(60)]);
     }
-    // A well-formed client with hostile values gets error acks and stays connected.
+    bystander.still_chats(&gateway);
+}
+
+/// A well-formed client with hostile values (an offset beyond f64, extra and nested
+/// arguments, a number for the message) gets error acks and stays connected.
+#[test]
+fn hostile_values_from_a_joined_client_get_acks_and_it_stays_connected() {
+    let (gateway, bystander) = start("cve-values");
     let (mut client, _) = socketio_ws(&gateway, "{\"serverOffset\":1e400}");
     for (ack, args) in [
         (1, "\"x\",\"y\",{\"nested\":[[[[[[]]]]]]}"),
@@ -209,8 +259,14 @@ fn inputs_from_socket_io_security_history_are_refused_cleanly() {
             }
         }
     }
+    bystander.still_chats(&gateway);
+}
 
-    // A request head of 100,000 header lines and a body claiming a huge length.
+/// A request head of 100,000 header lines, and a body claiming a huge length (for a live
+/// session, and for one whose last body was refused).
+#[test]
+fn huge_request_heads_and_body_lengths_are_refused() {
+    let (gateway, bystander) = start("cve-http");
     let mut flood = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
     for n in 0..100_000 {
         flood.extend_from_slice(format!("X-{n}: y\r\n").as_bytes());
@@ -221,25 +277,19 @@ fn inputs_from_socket_io_security_history_are_refused_cleanly() {
         reply.is_empty() || reply.starts_with(b"HTTP/1.1 431"),
         "{reply:?}"
     );
-    let huge =
-        format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999\r\n\r\n40");
-    let reply = raw_exchange(&gateway.addr, huge.as_bytes());
-    assert!(
-        reply.starts_with(b"HTTP/1.1 413") || reply.starts_with(b"HTTP/1.1 400"),
-        "{}",
-        String::from_utf8_lossy(&reply)
-    );
-
-    // Through all of it the gateway served, and the bystander still chats.
-    bystander
-        .send(Message::text(
-            "429[\"chat message\",\"still here\",\"b-9\"]",
-        ))
-        .unwrap();
-    loop {
-        if read_text(&mut bystander) == "439[]" {
-            break;
-        }
+    let live = polling_session(&gateway);
+    let closed = polling_session(&gateway);
+    let reply = http(&gateway.addr, "POST", &closed, &[], "ä40".as_bytes());
+    assert_eq!(reply.status, 400);
+    for path in [live, closed] {
+        let huge =
+            format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999\r\n\r\n40");
+        let reply = raw_exchange(&gateway.addr, huge.as_bytes());
+        assert!(
+            reply.starts_with(b"HTTP/1.1 413") || reply.starts_with(b"HTTP/1.1 400"),
+            "{path}: {}",
+            String::from_utf8_lossy(&reply)
+        );
     }
-    assert_eq!(http(&gateway.addr, "GET", "/healthz", &[], b"").status, 200);
+    bystander.still_chats(&gateway);
 }
