@@ -11,21 +11,25 @@ fn js_roundtrip(mode: &str) {
 }
 
 #[test]
+#[ignore = "needs tests/js node_modules: run `make test`"]
 fn js_default_transports_polling_then_websocket_upgrade() {
     js_roundtrip("default");
 }
 
 #[test]
+#[ignore = "needs tests/js node_modules: run `make test`"]
 fn js_websocket_only() {
     js_roundtrip("websocket");
 }
 
 #[test]
+#[ignore = "needs tests/js node_modules: run `make test`"]
 fn js_polling_only() {
     js_roundtrip("polling");
 }
 
 #[test]
+#[ignore = "needs the tests/py virtualenv: run `make test`"]
 fn python_socketio_chats() {
     let gateway = Gateway::start("python", &[]);
     let script = repo().join("tests/py/chat_roundtrip.py");
@@ -34,6 +38,7 @@ fn python_socketio_chats() {
 
 /// A message typed in one page appears in the other.
 #[test]
+#[ignore = "needs Chromium and tests/js node_modules: run `make test`"]
 fn two_pages_chat() {
     let gateway = Gateway::start("browser", &[]);
     let script = js_script("browser_chat.mjs");

@@ -15,12 +15,14 @@ use crate::common::{
 };
 
 #[test]
+#[ignore = "needs tests/js node_modules: run `make test`"]
 fn replay_after_a_full_disconnect() {
     let gateway = Gateway::start("replay", &[]);
     gateway.run_client(&node(), &[&js_script("replay.mjs"), &gateway.url]);
 }
 
 #[test]
+#[ignore = "needs the tests/py virtualenv: run `make test`"]
 fn python_replay_and_duplicate_offsets() {
     let gateway = Gateway::start("replay-py", &[]);
     let script = repo().join("tests/py/replay.py");
@@ -28,6 +30,7 @@ fn python_replay_and_duplicate_offsets() {
 }
 
 #[test]
+#[ignore = "needs tests/js node_modules: run `make test`"]
 fn duplicate_client_offsets_are_acked_but_stored_once() {
     let gateway = Gateway::start("duplicates", &[]);
     gateway.run_client(&node(), &[&js_script("duplicates.mjs"), &gateway.url]);
@@ -40,12 +43,14 @@ fn duplicate_client_offsets_are_acked_but_stored_once() {
 }
 
 #[test]
+#[ignore = "needs Chromium and tests/js node_modules: run `make test`"]
 fn page_reload_shows_the_history() {
     let gateway = Gateway::start("browser-reload", &[]);
     gateway.run_client(&node(), &[&js_script("browser_reload.mjs"), &gateway.url]);
 }
 
 #[test]
+#[ignore = "needs tests/js node_modules: run `make test`"]
 fn backlog_of_100k_rows_with_live_messages_during_replay() {
     const TOTAL: i64 = 100_000;
     let dir = scratch_dir("backlog");
@@ -107,6 +112,7 @@ fn replay_of_long_messages_stays_within_the_queue_limit() {
 }
 
 #[test]
+#[ignore = "needs tests/js node_modules: run `make test`"]
 fn sigkill_mid_burst_loses_no_acked_message() {
     let dir = scratch_dir("sigkill");
     let db = dir.join("chat.db");

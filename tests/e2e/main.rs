@@ -16,6 +16,11 @@
 //!
 //! `common` starts the gateway and holds the raw HTTP, polling and WebSocket helpers; the
 //! client programs are in tests/js and tests/py.
+//!
+//! A plain `cargo test` runs what needs only Rust and the binary. A test that needs more
+//! (Node.js modules, the Python virtualenv, Chromium, systemd's tools, the embedded client
+//! bundle, root) is `#[ignore = "needs …"]`; `make test` installs all of it and runs every
+//! test, ignored ones included, then `make test-cross`.
 
 mod common;
 

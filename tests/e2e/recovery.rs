@@ -10,6 +10,7 @@ use tungstenite::Message;
 use crate::common::{self, Gateway, js_script, node, read_text};
 
 #[test]
+#[ignore = "needs tests/js node_modules: run `make test`"]
 fn recovery_after_a_dropped_transport() {
     let gateway = Gateway::start("recovery-dropped", &[]);
     gateway.run_client(
@@ -19,6 +20,7 @@ fn recovery_after_a_dropped_transport() {
 }
 
 #[test]
+#[ignore = "needs tests/js node_modules: run `make test`"]
 fn no_recovery_after_a_manual_disconnect() {
     let gateway = Gateway::start("recovery-manual", &[]);
     gateway.run_client(
@@ -28,6 +30,7 @@ fn no_recovery_after_a_manual_disconnect() {
 }
 
 #[test]
+#[ignore = "needs tests/js node_modules: run `make test`"]
 fn no_recovery_after_the_window() {
     let gateway = Gateway::start("recovery-window", &["--recovery-window", "1000"]);
     gateway.run_client(
@@ -37,6 +40,7 @@ fn no_recovery_after_the_window() {
 }
 
 #[test]
+#[ignore = "needs tests/js node_modules: run `make test`"]
 fn recovery_closes_a_stale_session() {
     let gateway = Gateway::start("recovery-stale", &[]);
     gateway.run_client(

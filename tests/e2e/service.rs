@@ -103,6 +103,7 @@ fn notifies_ready_watchdog_and_stopping() {
 }
 
 #[test]
+#[ignore = "needs systemd-socket-activate and tests/js node_modules: run `make test`"]
 fn serves_a_socket_passed_by_systemd() {
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -154,6 +155,7 @@ fn serves_a_socket_passed_by_systemd() {
 }
 
 #[test]
+#[ignore = "needs systemd-analyze (Debian package systemd): run `make test`"]
 fn unit_files_verify() {
     let dir = scratch_dir("units");
     let service = std::fs::read_to_string(repo().join("cross/systemd/emberchat.service")).unwrap();

@@ -109,6 +109,7 @@ fn refuses_to_start_on_a_bad_database() {
 }
 
 #[test]
+#[ignore = "needs root (it mounts a tmpfs): run `make test` as root"]
 fn full_disk_gives_error_acks_then_recovers() {
     let dir = scratch_dir("disk-full");
     let tmpfs = Tmpfs::mount(&dir.join("mnt"), "1m");
@@ -181,6 +182,7 @@ fn send_all(ws: &mut Ws, first: u64, count: u64, seen: &mut Vec<String>) -> Vec<
 }
 
 #[test]
+#[ignore = "needs root (it bind-mounts a directory read-only): run `make test` as root"]
 fn read_only_database_is_refused_at_start() {
     let dir = scratch_dir("read-only-start");
     let db = dir.join("data/chat.db");
@@ -306,6 +308,7 @@ impl Drop for Ext4Loop {
 }
 
 #[test]
+#[ignore = "needs root, a loop device and mkfs.ext4: run `make test` as root"]
 fn filesystem_turning_read_only_under_load_gives_error_acks_and_keeps_what_was_acked() {
     let dir = scratch_dir("fs-read-only");
     {
