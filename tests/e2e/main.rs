@@ -15,7 +15,8 @@
 //! - `cross`: the aarch64 build under qemu-user (`make test-cross`).
 //!
 //! `common` starts the gateway and holds the raw HTTP, polling and WebSocket helpers; the
-//! client programs are in tests/js and tests/py.
+//! client programs are in tests/js (sharing tests/js/e2e_common.mjs) and tests/py (sharing
+//! tests/py/e2e_common.py).
 //!
 //! A plain `cargo test` runs what needs only Rust and the binary. A test that needs more
 //! (Node.js modules, the Python virtualenv, Chromium, systemd's tools, the embedded client
