@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
@@ -12,6 +12,16 @@ use crate::common::{
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_emberchat");
+
+/// A child process that is killed, if still running, when the test ends, failed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 fn datagram(socket: &UnixDatagram) -> String {
     let mut buf = [0u8; 512];
@@ -47,29 +57,34 @@ fn notifies_ready_watchdog_and_stopping() {
     notify
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--db"])
-        .arg(dir.join("chat.db"))
-        .env("NOTIFY_SOCKET", &notify_path)
-        .env("WATCHDOG_USEC", "200000")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--db"])
+            .arg(dir.join("chat.db"))
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("WATCHDOG_USEC", "200000")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
 
     let mut states = Vec::new();
     while !states.iter().any(|s: &String| s.contains("READY=1")) {
         states.push(datagram(&notify));
     }
-    // Ready means serving: the page answers at once.
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    // Ready means serving: the page answers at once. The address is on the "listening" line,
+    // after any warning (a build without the client bundle warns first).
+    let mut log = String::new();
+    let addr = loop {
+        let mut line = String::new();
+        let read = stderr.read_line(&mut line).unwrap();
+        log.push_str(&line);
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split(',').next().unwrap().trim().to_owned();
+        }
+        assert!(read > 0, "no address in {log:?}");
+    };
     assert_eq!(http(&addr, "GET", "/", &[], b"").status, 200);
     // The watchdog is fed from the event loop (every WATCHDOG_USEC / 2).
     let mut watchdog = 0;
@@ -81,7 +96,7 @@ fn notifies_ready_watchdog_and_stopping() {
 
     let stop_requested = Instant::now();
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     loop {
@@ -90,7 +105,7 @@ fn notifies_ready_watchdog_and_stopping() {
         }
     }
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             assert!(status.success(), "{status}");
             break;
         }
@@ -113,13 +128,15 @@ fn serves_a_socket_passed_by_systemd() {
     let listen = format!("127.0.0.1:{port}");
     // systemd-socket-activate listens, then starts the gateway with LISTEN_FDS on the first
     // connection, as systemd does with emberchat.socket.
-    let mut activator = Command::new("systemd-socket-activate")
-        .args(["-l", &listen, BIN, "--listen", "127.0.0.1:1", "--db"])
-        .arg(dir.join("chat.db"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("systemd-socket-activate (Debian package systemd)");
+    let mut activator = KillOnDrop(
+        Command::new("systemd-socket-activate")
+            .args(["-l", &listen, BIN, "--listen", "127.0.0.1:1", "--db"])
+            .arg(dir.join("chat.db"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("systemd-socket-activate (Debian package systemd)"),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&listen).is_err() {
         assert!(
@@ -135,11 +152,11 @@ fn serves_a_socket_passed_by_systemd() {
         .output()
         .unwrap();
     let _ = Command::new("kill")
-        .args(["-TERM", &activator.id().to_string()])
+        .args(["-TERM", &activator.0.id().to_string()])
         .status();
-    let status = activator.wait().unwrap();
+    let status = activator.0.wait().unwrap();
     let mut log = String::new();
-    let _ = std::io::Read::read_to_string(&mut activator.stderr.take().unwrap(), &mut log);
+    let _ = std::io::Read::read_to_string(&mut activator.0.stderr.take().unwrap(), &mut log);
     assert!(
         output.status.success(),
         "{}{}\n--- gateway:\n{log}",
