@@ -4,22 +4,24 @@
 // A wrong token is asked again.
 //
 // usage: node browser_token.mjs URL TOKEN
+// env:   CHROMIUM_PATH (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 30000)
 // Exits 0 on success, 1 with the failed check on failure.
 
 import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from './e2e_common.mjs';
+import {
+  CHROMIUM_ARGS, CHROMIUM_PATH, check, log, onFinish, runMain, setStep, startRun, usageError,
+} from './e2e_common.mjs';
 
-const [url, token] = process.argv.slice(2);
-const TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS) || 30_000;
-const timer = setTimeout(() => fail('overall timeout'), TIMEOUT_MS);
-let browser;
+const USAGE = 'node browser_token.mjs URL TOKEN';
+const { baseUrl, args } = startRun('browser_token.mjs', { usage: USAGE, defaultTimeoutMs: 30_000 });
+const [token] = args;
+if (!token) usageError(`no TOKEN (${USAGE})`);
 
-function fail(message) {
-  console.error(`FAIL browser_token: ${message}`);
-  Promise.resolve(browser && browser.close()).finally(() => process.exit(1));
-}
+let browser = null;
+onFinish(() => browser?.close());
 
 async function main() {
+  setStep('launch chromium');
   browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
     headless: true,
@@ -36,28 +38,28 @@ async function main() {
     await dialog.accept(answers.shift() ?? token);
   });
 
-  await page.goto(url);
+  setStep('connect with the token');
+  await page.goto(baseUrl);
   await page.waitForSelector('#status[data-state="connected"]', { timeout: 15_000 });
-  if (prompts.length !== 2) fail(`expected 2 prompts (wrong, then right token), got ${prompts.length}`);
-  console.log(`asked ${prompts.length} times: ${JSON.stringify(prompts[0])}`);
+  check(prompts.length === 2, 'prompts', `expected 2 prompts (wrong, then right token), got ${prompts.length}`);
+  log(`asked ${prompts.length} times: ${JSON.stringify(prompts[0])}`);
 
+  setStep('chat');
   const text = `token chat ${Date.now()}`;
   await page.fill('#input', text);
   await page.press('#input', 'Enter');
   await page.waitForFunction(
     (t) => [...document.querySelectorAll('#messages li')].some((li) => li.textContent.includes(t) && Number(li.dataset.id) > 0),
     text, { timeout: 10_000 });
-  console.log('message delivered with the token');
+  log('message delivered with the token');
 
+  setStep('reload');
   await page.reload();
   await page.waitForSelector('#status[data-state="connected"]', { timeout: 15_000 });
-  if (prompts.length !== 2) fail(`asked again after reload (${prompts.length} prompts)`);
+  check(prompts.length === 2, 'token remembered', `asked again after reload (${prompts.length} prompts)`);
   const shown = await page.locator('#messages li', { hasText: text }).count();
-  if (shown !== 1) fail(`history after reload shows the message ${shown} times`);
-  if (errors.length) fail(`page errors: ${errors.join('; ')}`);
-  console.log('PASS browser_token: asked once, remembered after reload');
-  await browser.close();
-  clearTimeout(timer);
+  check(shown === 1, 'history after reload', `shows the message ${shown} times`);
+  check(errors.length === 0, 'page errors', errors.join('; '));
 }
 
-main().catch((e) => fail(e.stack || String(e)));
+runMain(main, () => 'asked once, remembered after reload');

@@ -1,6 +1,7 @@
-// Shared helpers for the emberchat end-to-end client scripts (replay.mjs,
-// recovery.mjs, duplicates.mjs, backlog.mjs, burst.mjs, collect.mjs; the browser_*.mjs
-// scripts use the logging, checks and Chromium settings).
+// Shared helpers for the emberchat end-to-end client scripts (chat_roundtrip.mjs,
+// replay.mjs, recovery.mjs, duplicates.mjs, backlog.mjs, burst.mjs, collect.mjs; the
+// browser_*.mjs scripts use the run control, logging, checks and Chromium settings).
+// tests/py/e2e_common.py is the same for the Python scripts.
 //
 // Every script: takes the server URL as argv[2], logs a short trace, exits 0 on
 // success or 1 with a message naming the failed check, has an overall timeout

@@ -1,5 +1,6 @@
-//! Starts the real `emberchat` binary for end-to-end tests and runs client programs against it.
-#![allow(dead_code)]
+//! What every feature's tests share: the real `emberchat` binary started on a free loopback
+//! port ([`Gateway`]), client programs run against it, and raw HTTP, polling and WebSocket
+//! exchanges with it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -329,4 +330,96 @@ pub fn socketio_ws(gateway: &Gateway, auth: &str) -> (Ws, String) {
     let reply = read_text(&mut ws);
     assert!(reply.starts_with("40{\"sid\":"), "{reply}");
     (ws, reply)
+}
+
+/// The Engine.IO polling endpoint; `&sid=...` is appended for a session.
+pub const POLLING: &str = "/socket.io/?EIO=4&transport=polling";
+
+pub fn get(gateway: &Gateway, path: &str) -> HttpResponse {
+    http(&gateway.addr, "GET", path, &[], b"")
+}
+
+/// A POST with the body type the official client sends.
+pub fn post(gateway: &Gateway, path: &str, body: &str) -> HttpResponse {
+    http(
+        &gateway.addr,
+        "POST",
+        path,
+        &[("Content-Type", "text/plain;charset=UTF-8")],
+        body.as_bytes(),
+    )
+}
+
+/// Polls until the received packets contain `needle` (bounded: a few long-polls at most).
+pub fn poll_until(gateway: &Gateway, path: &str, needle: &str) -> String {
+    let mut received = String::new();
+    for _ in 0..10 {
+        let reply = get(gateway, path);
+        assert_eq!(
+            reply.status,
+            200,
+            "polling for {needle}: {}; got so far: {received}",
+            reply.text()
+        );
+        received.push_str(&reply.text());
+        received.push('\u{1e}');
+        if received.contains(needle) {
+            return received;
+        }
+    }
+    panic!("{needle} never came; got {received}");
+}
+
+/// Opens a polling session and joins the main namespace; returns the Engine.IO sid.
+pub fn connect_polling(gateway: &Gateway) -> String {
+    let open = get(gateway, POLLING);
+    assert_eq!(open.status, 200);
+    let body = open.text();
+    let sid = body
+        .strip_prefix("0{\"sid\":\"")
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("open packet: {body}"))
+        .to_owned();
+    assert_eq!(
+        post(gateway, &format!("{POLLING}&sid={sid}"), "40").text(),
+        "ok"
+    );
+    let reply = get(gateway, &format!("{POLLING}&sid={sid}")).text();
+    assert!(reply.starts_with("40{\"sid\":\""), "{reply}");
+    sid
+}
+
+/// A field of the gateway's /proc/PID/status, in KiB.
+pub fn status_kib(gateway: &Gateway, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", gateway.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc status"))
+}
+
+/// A value of the gateway's /metrics.
+pub fn metric(gateway: &Gateway, name: &str) -> u64 {
+    let metrics = http(&gateway.addr, "GET", "/metrics", &[], b"").text();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+/// Waits up to 10 s for a metric to reach `value`.
+pub fn wait_metric(gateway: &Gateway, name: &str, value: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(gateway, name) != value {
+        assert!(Instant::now() < deadline, "{name} never reached {value}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The chat id in a `42["chat message",content,id,"id"]` broadcast.
+pub fn message_id(packet: &str) -> Option<u64> {
+    let rest = packet.strip_prefix("42[\"chat message\",")?;
+    let tail = &rest[rest.rfind("\",")? + 2..];
+    tail.split([',', ']']).next()?.parse().ok()
 }

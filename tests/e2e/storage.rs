@@ -1,14 +1,17 @@
-//! A database that fills up under a running gateway: sends get error acks, the gateway keeps
-//! serving, and the same sends succeed once there is room again. Needs root (it mounts a
-//! small tmpfs), as `make test` has on this project's machines.
-
-mod common;
+//! Storage: the database the gateway keeps every message in. It refuses to start on a bad
+//! database or a read-only one; when the disk fills up, the file is removed, or the filesystem
+//! turns read-only under load, sends get error acks, the gateway keeps serving, nothing acked
+//! is lost, and the same sends succeed once there is room again. The tests that mount
+//! filesystems need root, as `make test` has on this project's machines.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Gateway, Ws, http, read_text, scratch_dir, socketio_ws};
 use tungstenite::Message;
+
+use crate::common::{Gateway, Ws, http, read_text, scratch_dir, socketio_ws};
+
+const BIN: &str = env!("CARGO_BIN_EXE_emberchat");
 
 /// The ack of a message the database did not take: the details are in the gateway's log.
 const NOT_STORED: &str = "[{\"error\":\"message not stored, try again later\"}]";
@@ -73,6 +76,40 @@ fn send(ws: &mut Ws, ack: u64, text: &str, offset: &str) {
 }
 
 #[test]
+fn refuses_to_start_on_a_bad_database() {
+    let dir = scratch_dir("bad-db");
+    let garbage = dir.join("garbage.db");
+    std::fs::write(&garbage, vec![b'x'; 8192]).unwrap();
+    let foreign = dir.join("foreign.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE messages (id INTEGER PRIMARY KEY, body BLOB)")
+        .unwrap();
+    let directory = dir.join("a-directory");
+    std::fs::create_dir_all(&directory).unwrap();
+    for (db, reason) in [
+        (&garbage, "file is not a database"),
+        (&foreign, "expected id, client_offset, content"),
+        (&directory, "unable to open database file"),
+    ] {
+        let output = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .env_remove("JOURNAL_STREAM")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "started on {}", db.display());
+        let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("ERROR")).collect();
+        assert_eq!(errors.len(), 1, "{log}");
+        assert!(errors[0].contains(reason), "{log}");
+    }
+    // The good case still starts (and the harness sees it listening).
+    drop(Gateway::start("good-db", &[]));
+}
+
+#[test]
+#[ignore = "needs root (it mounts a tmpfs): run `make test` as root"]
 fn full_disk_gives_error_acks_then_recovers() {
     let dir = scratch_dir("disk-full");
     let tmpfs = Tmpfs::mount(&dir.join("mnt"), "1m");
@@ -145,6 +182,7 @@ fn send_all(ws: &mut Ws, first: u64, count: u64, seen: &mut Vec<String>) -> Vec<
 }
 
 #[test]
+#[ignore = "needs root (it bind-mounts a directory read-only): run `make test` as root"]
 fn read_only_database_is_refused_at_start() {
     let dir = scratch_dir("read-only-start");
     let db = dir.join("data/chat.db");
@@ -167,7 +205,7 @@ fn read_only_database_is_refused_at_start() {
     let _unmount = Tmpfs(read_only.clone());
     bind(&["-o", "remount,ro,bind", read_only.to_str().unwrap()]);
 
-    let output = Command::new(env!("CARGO_BIN_EXE_emberchat"))
+    let output = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0", "--db"])
         .arg(read_only.join("chat.db"))
         .output()
@@ -270,6 +308,7 @@ impl Drop for Ext4Loop {
 }
 
 #[test]
+#[ignore = "needs root, a loop device and mkfs.ext4: run `make test` as root"]
 fn filesystem_turning_read_only_under_load_gives_error_acks_and_keeps_what_was_acked() {
     let dir = scratch_dir("fs-read-only");
     {

@@ -1,13 +1,11 @@
-//! The aarch64 build (`make cross-aarch64`) runs under qemu-user on this machine and chats
-//! with the official client. Run by `make test` (through `make test-cross`), which builds it
-//! first; ignored by a plain `cargo test`.
-
-mod common;
+//! The ARM build: the aarch64 binary (`make cross-aarch64`) runs under qemu-user on this
+//! machine and chats with the official client. Run by `make test` through `make test-cross`,
+//! which builds it first; ignored by a plain `cargo test`.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Gateway, js_script, node, repo, scratch_dir};
+use crate::common::{self, Gateway, js_script, node, repo, scratch_dir};
 
 #[test]
 #[ignore = "needs the aarch64 build and qemu-user: run `make test-cross`"]

@@ -1,16 +1,27 @@
-//! Running under systemd: readiness, stopping and watchdog notifications, socket activation,
-//! unit files that `systemd-analyze verify` accepts, and a clear failure on a bad database.
-
-mod common;
+//! Running as a service: a clean stop on SIGTERM, systemd's readiness, watchdog and stopping
+//! notifications, socket activation, unit files that `systemd-analyze verify` accepts, and
+//! journald priorities on log lines.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Gateway, http, js_script, node, repo, scratch_dir};
+use crate::common::{
+    Gateway, POLLING, connect_polling, http, js_script, node, poll_until, post, repo, scratch_dir,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_emberchat");
+
+/// A child process that is killed, if still running, when the test ends, failed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 fn datagram(socket: &UnixDatagram) -> String {
     let mut buf = [0u8; 512];
@@ -21,6 +32,24 @@ fn datagram(socket: &UnixDatagram) -> String {
 }
 
 #[test]
+fn sigterm_stops_cleanly() {
+    let gateway = Gateway::start("http-sigterm", &[]);
+    let sid = connect_polling(&gateway);
+    let path = format!("{POLLING}&sid={sid}");
+    post(&gateway, &path, "421[\"chat message\",\"kept\"]");
+    poll_until(&gateway, &path, "431[]");
+    let wal = gateway.dir.join("chat.db-wal");
+    assert!(wal.exists(), "WAL mode");
+    let status = gateway.stop();
+    assert!(status.success(), "{status}");
+    // A clean stop checkpoints the WAL into the database file.
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "WAL not checkpointed"
+    );
+}
+
+#[test]
 fn notifies_ready_watchdog_and_stopping() {
     let dir = scratch_dir("notify");
     let notify_path = dir.join("notify.sock");
@@ -28,29 +57,34 @@ fn notifies_ready_watchdog_and_stopping() {
     notify
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--db"])
-        .arg(dir.join("chat.db"))
-        .env("NOTIFY_SOCKET", &notify_path)
-        .env("WATCHDOG_USEC", "200000")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--db"])
+            .arg(dir.join("chat.db"))
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("WATCHDOG_USEC", "200000")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
 
     let mut states = Vec::new();
     while !states.iter().any(|s: &String| s.contains("READY=1")) {
         states.push(datagram(&notify));
     }
-    // Ready means serving: the page answers at once.
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    // Ready means serving: the page answers at once. The address is on the "listening" line,
+    // after any warning (a build without the client bundle warns first).
+    let mut log = String::new();
+    let addr = loop {
+        let mut line = String::new();
+        let read = stderr.read_line(&mut line).unwrap();
+        log.push_str(&line);
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split(',').next().unwrap().trim().to_owned();
+        }
+        assert!(read > 0, "no address in {log:?}");
+    };
     assert_eq!(http(&addr, "GET", "/", &[], b"").status, 200);
     // The watchdog is fed from the event loop (every WATCHDOG_USEC / 2).
     let mut watchdog = 0;
@@ -62,7 +96,7 @@ fn notifies_ready_watchdog_and_stopping() {
 
     let stop_requested = Instant::now();
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     loop {
@@ -71,7 +105,7 @@ fn notifies_ready_watchdog_and_stopping() {
         }
     }
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             assert!(status.success(), "{status}");
             break;
         }
@@ -84,6 +118,7 @@ fn notifies_ready_watchdog_and_stopping() {
 }
 
 #[test]
+#[ignore = "needs systemd-socket-activate and tests/js node_modules: run `make test`"]
 fn serves_a_socket_passed_by_systemd() {
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -93,13 +128,15 @@ fn serves_a_socket_passed_by_systemd() {
     let listen = format!("127.0.0.1:{port}");
     // systemd-socket-activate listens, then starts the gateway with LISTEN_FDS on the first
     // connection, as systemd does with emberchat.socket.
-    let mut activator = Command::new("systemd-socket-activate")
-        .args(["-l", &listen, BIN, "--listen", "127.0.0.1:1", "--db"])
-        .arg(dir.join("chat.db"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("systemd-socket-activate (Debian package systemd)");
+    let mut activator = KillOnDrop(
+        Command::new("systemd-socket-activate")
+            .args(["-l", &listen, BIN, "--listen", "127.0.0.1:1", "--db"])
+            .arg(dir.join("chat.db"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("systemd-socket-activate (Debian package systemd)"),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&listen).is_err() {
         assert!(
@@ -115,11 +152,11 @@ fn serves_a_socket_passed_by_systemd() {
         .output()
         .unwrap();
     let _ = Command::new("kill")
-        .args(["-TERM", &activator.id().to_string()])
+        .args(["-TERM", &activator.0.id().to_string()])
         .status();
-    let status = activator.wait().unwrap();
+    let status = activator.0.wait().unwrap();
     let mut log = String::new();
-    let _ = std::io::Read::read_to_string(&mut activator.stderr.take().unwrap(), &mut log);
+    let _ = std::io::Read::read_to_string(&mut activator.0.stderr.take().unwrap(), &mut log);
     assert!(
         output.status.success(),
         "{}{}\n--- gateway:\n{log}",
@@ -135,6 +172,7 @@ fn serves_a_socket_passed_by_systemd() {
 }
 
 #[test]
+#[ignore = "needs systemd-analyze (Debian package systemd): run `make test`"]
 fn unit_files_verify() {
     let dir = scratch_dir("units");
     let service = std::fs::read_to_string(repo().join("cross/systemd/emberchat.service")).unwrap();
@@ -171,39 +209,6 @@ fn unit_files_verify() {
         output.status.success() && complaints.trim().is_empty(),
         "{complaints}"
     );
-}
-
-#[test]
-fn refuses_to_start_on_a_bad_database() {
-    let dir = scratch_dir("bad-db");
-    let garbage = dir.join("garbage.db");
-    std::fs::write(&garbage, vec![b'x'; 8192]).unwrap();
-    let foreign = dir.join("foreign.db");
-    rusqlite::Connection::open(&foreign)
-        .unwrap()
-        .execute_batch("CREATE TABLE messages (id INTEGER PRIMARY KEY, body BLOB)")
-        .unwrap();
-    let directory = dir.join("a-directory");
-    std::fs::create_dir_all(&directory).unwrap();
-    for (db, reason) in [
-        (&garbage, "file is not a database"),
-        (&foreign, "expected id, client_offset, content"),
-        (&directory, "unable to open database file"),
-    ] {
-        let output = Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--db"])
-            .arg(db)
-            .env_remove("JOURNAL_STREAM")
-            .output()
-            .unwrap();
-        let log = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "started on {}", db.display());
-        let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("ERROR")).collect();
-        assert_eq!(errors.len(), 1, "{log}");
-        assert!(errors[0].contains(reason), "{log}");
-    }
-    // The good case still starts (and the harness sees it listening).
-    drop(Gateway::start("good-db", &[]));
 }
 
 #[test]

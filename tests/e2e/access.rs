@@ -1,0 +1,99 @@
+//! Who may connect: the access token (`--token`) over the wire and through the page's prompt,
+//! and the Origin check that keeps other web pages out unless listed (`--allow-origin`).
+
+use tungstenite::Message;
+
+use crate::common::{self, Gateway, POLLING, http, js_script, node, read_text};
+
+#[test]
+fn access_token_is_required_when_configured() {
+    let gateway = Gateway::start("ws-token", &["--token", "s3cret"]);
+    for auth in ["", "{}", "{\"token\":\"wrong\"}", "{\"token\":1}"] {
+        let mut ws = common::open_ws(&gateway, "");
+        read_text(&mut ws);
+        ws.send(Message::text(format!("40{auth}"))).unwrap();
+        assert_eq!(
+            read_text(&mut ws),
+            "44{\"message\":\"unauthorized\"}",
+            "{auth}"
+        );
+    }
+    let (_ws, reply) = common::socketio_ws(&gateway, "{\"token\":\"s3cret\"}");
+    assert!(reply.starts_with("40{\"sid\":"));
+}
+
+#[test]
+#[ignore = "needs Chromium and tests/js node_modules: run `make test`"]
+fn the_page_asks_for_the_access_token_once() {
+    let gateway = Gateway::start("browser-token", &["--token", "s3cret-token"]);
+    gateway.run_client(
+        &node(),
+        &[
+            &js_script("browser_token.mjs"),
+            &gateway.url,
+            "s3cret-token",
+        ],
+    );
+}
+
+#[test]
+fn foreign_origins_are_refused_unless_listed() {
+    let gateway = Gateway::start("origin", &["--allow-origin", "http://laptop.local:8080"]);
+    let own = format!("http://{}", gateway.addr);
+    let handshake = |origin: Option<&str>| {
+        let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
+        http(&gateway.addr, "GET", POLLING, &headers, b"")
+    };
+    // Non-browser clients and the gateway's own page.
+    assert_eq!(handshake(None).status, 200);
+    let same = handshake(Some(&own));
+    assert_eq!(same.status, 200);
+    assert_eq!(same.header("access-control-allow-origin"), None);
+    // Another page: 403 with socket.io's Forbidden error, for polling and WebSocket alike.
+    let foreign = handshake(Some("http://evil.example"));
+    assert_eq!(foreign.status, 403);
+    assert_eq!(foreign.text(), "{\"code\":4,\"message\":\"Forbidden\"}");
+    let upgrade = http(
+        &gateway.addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=websocket",
+        &[
+            ("Origin", "http://evil.example"),
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+        b"",
+    );
+    assert_eq!(upgrade.status, 403);
+    // A listed origin gets in, with CORS headers (and a preflight answer).
+    let listed = handshake(Some("http://laptop.local:8080"));
+    assert_eq!(listed.status, 200);
+    assert_eq!(
+        listed.header("access-control-allow-origin"),
+        Some("http://laptop.local:8080")
+    );
+    assert_eq!(
+        listed.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    let preflight = http(
+        &gateway.addr,
+        "OPTIONS",
+        POLLING,
+        &[
+            ("Origin", "http://laptop.local:8080"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        b"",
+    );
+    assert_eq!(preflight.status, 204);
+    assert!(
+        preflight
+            .header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(gateway.wait_log("refused a request from origin http://evil.example"));
+}

@@ -1,0 +1,369 @@
+//! Limits: every configured bound holds, and what goes past one is refused cleanly while other
+//! clients are unaffected. Message and payload sizes (WebSocket, polling, fragmented
+//! messages), the number of clients, slow readers and their outbound queues, memory under a
+//! flood and after abandoned handshakes, the message rate, and request heads.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use tungstenite::Message;
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::common::{
+    self, Gateway, POLLING, connect_polling, get, http, message_id, metric, open_ws, post,
+    read_text, socketio_ws, status_kib, wait_metric,
+};
+
+#[test]
+fn websocket_message_over_max_payload_is_closed_with_1009() {
+    let gateway = Gateway::start(
+        "ws-max-payload",
+        &["--max-payload", "2000", "--max-message-bytes", "1000"],
+    );
+    let mut ws = open_ws(&gateway, "");
+    assert!(read_text(&mut ws).starts_with("0{\"sid\":\""));
+    ws.send(Message::text("40")).unwrap();
+    assert!(read_text(&mut ws).starts_with("40{\"sid\":\""));
+    ws.send(Message::text(format!(
+        "42[\"chat message\",\"{}\"]",
+        "x".repeat(3000)
+    )))
+    .unwrap();
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(frame))) => {
+                assert_eq!(frame.code, CloseCode::Size);
+                break;
+            }
+            Ok(Message::Close(None)) => panic!("closed without the 1009 code"),
+            Ok(_) => continue,
+            Err(error) => panic!("no close frame: {error}"),
+        }
+    }
+    assert_eq!(http(&gateway.addr, "GET", "/", &[], b"").status, 200);
+}
+
+#[test]
+fn oversize_polling_body_is_refused_with_413() {
+    let gateway = Gateway::start(
+        "http-413",
+        &["--max-payload", "1000", "--max-message-bytes", "500"],
+    );
+    let sid = connect_polling(&gateway);
+    let response = post(
+        &gateway,
+        &format!("{POLLING}&sid={sid}"),
+        &format!("4{}", "x".repeat(2000)),
+    );
+    assert_eq!(response.status, 413);
+    assert!(gateway.wait_log("over 1000 bytes"));
+}
+
+#[test]
+fn fragment_floods_are_bounded_by_max_payload() {
+    let gateway = Gateway::start("fragment-flood", &["--max-payload", "100000"]);
+    let mut ws = common::open_ws(&gateway, "");
+    assert!(read_text(&mut ws).starts_with("0{"));
+    // One text message in 1000-byte fragments, masked with a zero key, far past maxPayload.
+    let fragment = |first: bool| {
+        let mut frame = vec![if first { 0x01 } else { 0x00 }, 0x80 | 126, 0x03, 0xe8];
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend_from_slice(&[b'a'; 1000]);
+        frame
+    };
+    let stream = ws.get_mut();
+    for n in 0..300 {
+        // The gateway may hang up before all of them are written.
+        if stream.write_all(&fragment(n == 0)).is_err() {
+            break;
+        }
+    }
+    let close = loop {
+        match ws.read() {
+            Ok(Message::Close(frame)) => break frame,
+            Ok(_) => {}
+            Err(error) => panic!("no close frame: {error}"),
+        }
+    };
+    let code = close.map(|frame| u16::from(frame.code));
+    assert_eq!(code, Some(1009), "message too big");
+    assert!(gateway.wait_log("over the size limit"));
+    assert_eq!(http(&gateway.addr, "GET", "/", &[], b"").status, 200);
+}
+
+#[test]
+fn handshakes_beyond_max_clients_get_503() {
+    let gateway = Gateway::start("max-clients", &["--max-clients", "2"]);
+    let _first = connect_polling(&gateway);
+    let _second = connect_polling(&gateway);
+    let third = get(&gateway, POLLING);
+    assert_eq!(third.status, 503);
+    assert!(
+        third.text().contains("full (2 clients)"),
+        "{}",
+        third.text()
+    );
+    assert!(gateway.wait_log("--max-clients"));
+}
+
+/// Raises this process's open-file limit (and so the gateway's, which inherits it) to what
+/// a thousand clients on each side need.
+fn raise_file_limit(wanted: libc::rlim_t) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into, and setrlimit reads, a properly initialised rlimit of
+    // libc's own layout for this target.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted.min(limit.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+}
+
+#[test]
+fn a_thousand_clients_connect_at_once() {
+    const THREADS: usize = 50;
+    const PER_THREAD: usize = 20;
+    raise_file_limit(8192);
+    let gateway = Arc::new(Gateway::start("thousand-clients", &[]));
+    let start = Arc::new(Barrier::new(THREADS));
+    let connected = Arc::new(Barrier::new(THREADS + 1));
+    let sent = Arc::new(Barrier::new(THREADS + 1));
+    let mut threads = Vec::new();
+    for _ in 0..THREADS {
+        let (gateway, start, connected, sent) = (
+            gateway.clone(),
+            start.clone(),
+            connected.clone(),
+            sent.clone(),
+        );
+        threads.push(thread::spawn(move || {
+            start.wait();
+            let mut clients: Vec<_> = (0..PER_THREAD)
+                .map(|_| socketio_ws(&gateway, "{}").0)
+                .collect();
+            connected.wait();
+            sent.wait();
+            for ws in &mut clients {
+                let text = read_text(ws);
+                assert!(
+                    text.starts_with("42[\"chat message\",\"hello all\""),
+                    "{text}"
+                );
+            }
+        }));
+    }
+    connected.wait();
+    assert_eq!(
+        metric(&gateway, "emberchat_connected_clients"),
+        (THREADS * PER_THREAD) as u64
+    );
+    let (mut sender, _) = socketio_ws(&gateway, "{}");
+    sender
+        .send(Message::text("421[\"chat message\",\"hello all\",\"h-1\"]"))
+        .unwrap();
+    sent.wait();
+    for thread in threads {
+        thread.join().expect("every client got the message");
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_is_disconnected_and_others_are_not() {
+    let args = ["--max-queue-packets", "50", "--max-message-rate", "0"];
+    let gateway = Gateway::start("slow-client", &args);
+    let stalled = connect_polling(&gateway);
+    let stalled_path = format!("{POLLING}&sid={stalled}");
+    let (mut writer, _) = common::socketio_ws(&gateway, "{}");
+    // The writer sends one message at a time and gets every broadcast and ack, unaffected by
+    // the stalled reader.
+    for n in 1..=100 {
+        let packet = format!("42{n}[\"chat message\",\"m{n}\"]");
+        writer.send(tungstenite::Message::text(packet)).unwrap();
+        let broadcast = common::read_text(&mut writer);
+        let expected = format!("42[\"chat message\",\"m{n}\",{n},");
+        assert!(broadcast.starts_with(&expected), "{broadcast}");
+        assert_eq!(common::read_text(&mut writer), format!("43{n}[]"));
+    }
+    // The stalled client was dropped at its 50-packet limit; it gets what was queued, then
+    // the close packet, and would catch up from the store when it comes back.
+    let reply = get(&gateway, &stalled_path).text();
+    let packets: Vec<&str> = reply.split('\u{1e}').collect();
+    assert_eq!(packets.len(), 51, "{reply}");
+    assert_eq!(packets.last(), Some(&"1"));
+    assert_eq!(get(&gateway, &stalled_path).status, 400);
+    let metrics = get(&gateway, "/metrics").text();
+    assert!(
+        metrics.contains("emberchat_queue_overflows_total 1"),
+        "{metrics}"
+    );
+    assert!(gateway.wait_log("outbound queue full"));
+}
+
+#[test]
+fn a_stalled_reader_under_a_flood_is_dropped_and_memory_stays_bounded() {
+    const MESSAGES: u64 = 20_000;
+    const RECEIVERS: usize = 3;
+    let gateway = Gateway::start("stalled-flood", &["--max-message-rate", "0"]);
+    // Connected, then never read again; the second one keeps sending WebSocket pings, so its
+    // connection stays busy (and owes pongs) while it reads nothing.
+    let (stalled, _) = socketio_ws(&gateway, "{}");
+    let (mut pinging, _) = socketio_ws(&gateway, "{}");
+    pinging
+        .get_mut()
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let pinger = thread::spawn(move || {
+        while pinging.send(Message::Ping(vec![7; 100].into())).is_ok() {
+            thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let mut receivers = Vec::new();
+    for _ in 0..RECEIVERS {
+        let (mut ws, _) = socketio_ws(&gateway, "{}");
+        receivers.push(thread::spawn(move || {
+            let mut next = 1;
+            while next <= MESSAGES {
+                if let Some(id) = message_id(&read_text(&mut ws)) {
+                    assert_eq!(id, next, "ids in order, none missing");
+                    next += 1;
+                }
+            }
+        }));
+    }
+    let (mut sender, _) = socketio_ws(&gateway, "{}");
+    let baseline = status_kib(&gateway, "VmRSS");
+    std::fs::write(format!("/proc/{}/clear_refs", gateway.pid()), "5").unwrap();
+
+    let body = "x".repeat(1000);
+    for batch in 0..MESSAGES / 100 {
+        for n in batch * 100..batch * 100 + 100 {
+            let packet = format!("42{n}[\"chat message\",\"{n:05}{body}\",\"flood-{n}\"]");
+            sender.send(Message::text(packet)).unwrap();
+        }
+        let mut acked = 0;
+        while acked < 100 {
+            let text = read_text(&mut sender);
+            if text.starts_with("43") {
+                assert!(text.ends_with("[]"), "{text}");
+                acked += 1;
+            }
+        }
+    }
+    for receiver in receivers {
+        receiver.join().expect("every receiver got every message");
+    }
+    let growth = status_kib(&gateway, "VmHWM").saturating_sub(baseline);
+    assert!(growth < 16 * 1024, "RSS grew by {growth} KiB");
+    wait_metric(&gateway, "emberchat_queue_overflows_total", 2);
+    assert!(gateway.wait_log("outbound queue full"));
+    pinger.join().unwrap();
+    drop(stalled);
+}
+
+#[test]
+fn abandoned_polling_handshakes_are_reaped_and_memory_returns() {
+    let gateway = Gateway::start(
+        "abandoned-handshakes",
+        &["--ping-interval", "300", "--ping-timeout", "200"],
+    );
+    let handshake_500 = || {
+        for _ in 0..500 {
+            let open = http(&gateway.addr, "GET", POLLING, &[], b"");
+            assert_eq!(open.status, 200);
+            assert!(open.text().starts_with("0{\"sid\":"));
+        }
+    };
+    // A first round warms the allocator; the second must leave nothing behind.
+    handshake_500();
+    wait_metric(&gateway, "emberchat_sessions", 0);
+    let baseline = status_kib(&gateway, "VmRSS");
+    handshake_500();
+    assert!(metric(&gateway, "emberchat_sessions") > 0);
+    // Nobody polls or answers a ping: pingInterval + pingTimeout later they are gone.
+    wait_metric(&gateway, "emberchat_sessions", 0);
+    let after = status_kib(&gateway, "VmRSS");
+    assert!(
+        after <= baseline + 512,
+        "RSS {after} KiB after the handshakes were reaped, {baseline} KiB before"
+    );
+}
+
+#[test]
+fn messages_beyond_the_rate_limit_get_error_acks() {
+    let gateway = Gateway::start("ws-rate", &["--max-message-rate", "2"]);
+    let (mut ws, _) = common::socketio_ws(&gateway, "{}");
+    // A burst of 10: the budget holds 4 (twice the rate), the rest are refused.
+    for n in 1..=10 {
+        ws.send(Message::text(format!("42{n}[\"chat message\",\"r{n}\"]")))
+            .unwrap();
+    }
+    let (mut stored, mut refused) = (0, 0);
+    while stored + refused < 10 {
+        let text = read_text(&mut ws);
+        if text.starts_with("43") {
+            if text.ends_with("[]") {
+                stored += 1;
+            } else {
+                assert!(text.contains("too many messages"), "{text}");
+                refused += 1;
+            }
+        }
+    }
+    assert!((4..=5).contains(&stored), "{stored} stored");
+    // The budget refills at the rate.
+    std::thread::sleep(Duration::from_millis(1100));
+    ws.send(Message::text("4299[\"chat message\",\"later\"]"))
+        .unwrap();
+    loop {
+        let text = read_text(&mut ws);
+        if text.starts_with("4399") {
+            assert_eq!(text, "4399[]");
+            break;
+        }
+    }
+    let metrics = http(&gateway.addr, "GET", "/metrics", &[], b"").text();
+    assert!(
+        metrics.contains(&format!("emberchat_rate_limited_total {refused}")),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn request_heads_are_bounded_in_size_and_time() {
+    let gateway = Gateway::start(
+        "http-head-limits",
+        &["--max-header-bytes", "8192", "--header-timeout", "300"],
+    );
+    let filler = "a".repeat(6000);
+    assert_eq!(
+        http(&gateway.addr, "GET", "/", &[("X-Filler", &filler)], b"").status,
+        200
+    );
+    let filler = "a".repeat(10_000);
+    let too_long = http(&gateway.addr, "GET", "/", &[("X-Filler", &filler)], b"");
+    assert_eq!(too_long.status, 431);
+
+    // Slowloris: a head that never ends is cut off after --header-timeout.
+    let mut stream = std::net::TcpStream::connect(&gateway.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut rest = Vec::new();
+    // The gateway closes the connection (with or without a 408 first).
+    let _ = stream.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "connection closed after {waited:?}"
+    );
+    assert!(rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"));
+}
