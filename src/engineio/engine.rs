@@ -76,7 +76,11 @@ impl Engine {
             self.config.max_payload,
         )));
         self.sessions.borrow_mut().insert(sid, session.clone());
-        tokio::task::spawn_local(heartbeat(self.clone(), session.clone()));
+        // The ping clock starts now, at the handshake, as engine.io's does, not when the
+        // heartbeat task first runs: a client that waits pingInterval + pingTimeout from its
+        // handshake must find the session gone.
+        let first_ping = Instant::now() + self.config.ping_interval;
+        tokio::task::spawn_local(heartbeat(self.clone(), session.clone(), first_ping));
         let handler = self.handler.on_open(&session);
         session.set_handler(handler);
         session
@@ -143,11 +147,11 @@ impl Engine {
 /// `ping_timeout`. This also reaps polling sessions that the client abandoned, and closes
 /// sessions whose outbound queue overflowed. When the session closes, for whatever reason,
 /// this task removes it from the engine.
-async fn heartbeat(engine: Rc<Engine>, session: Rc<Session>) {
+async fn heartbeat(engine: Rc<Engine>, session: Rc<Session>, first_ping: Instant) {
     let interval = engine.config.ping_interval;
     let timeout = engine.config.ping_timeout;
+    let mut ping_at = first_ping;
     'outer: loop {
-        let ping_at = Instant::now() + interval;
         loop {
             tokio::select! {
                 _ = sleep_until(ping_at) => break,
@@ -159,7 +163,7 @@ async fn heartbeat(engine: Rc<Engine>, session: Rc<Session>) {
             }
         }
         session.ping();
-        let deadline = Instant::now() + timeout;
+        let deadline = ping_at + timeout;
         loop {
             tokio::select! {
                 _ = sleep_until(deadline) => {
@@ -179,6 +183,8 @@ async fn heartbeat(engine: Rc<Engine>, session: Rc<Session>) {
                 }
             }
         }
+        // The next ping comes pingInterval after the pong (or the deadline).
+        ping_at = Instant::now() + interval;
     }
     // When the server closed a polling session, the client fetches its last packets (the close
     // packet among them) with one more GET: keep the session reachable for that, within
@@ -259,6 +265,29 @@ mod tests {
                 assert_eq!(drain(&session), vec![EncodedPacket::text("2")]);
                 assert_eq!(closed.get(), None);
                 // Ignore the second ping: closed after pingTimeout, and removed.
+                tokio::time::sleep(Duration::from_millis(19_998)).await;
+                assert_eq!(closed.get(), None);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                assert_eq!(closed.get(), Some(CloseReason::PingTimeout));
+                tokio::task::yield_now().await;
+                assert!(engine.is_empty());
+            })
+            .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_ping_clock_starts_at_the_handshake() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (engine, closed) = engine();
+                let session = engine.open(TransportKind::Polling);
+                drain(&session);
+                // The heartbeat task first runs 10 ms after the handshake; its clock does not.
+                tokio::time::advance(Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(24_991)).await;
+                assert_eq!(drain(&session), vec![EncodedPacket::text("2")]);
+                // Closed and gone exactly pingInterval + pingTimeout after the handshake.
                 tokio::time::sleep(Duration::from_millis(19_998)).await;
                 assert_eq!(closed.get(), None);
                 tokio::time::sleep(Duration::from_millis(2)).await;
