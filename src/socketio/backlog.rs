@@ -2,8 +2,6 @@
 //! client reads: the application asks for room, fills a batch, and sends it, without touching
 //! Engine.IO's queue itself.
 
-use std::rc::Rc;
-
 use super::packet::{self, EventArgs};
 use crate::engineio::{EncodedPacket, TextBatch};
 
@@ -30,17 +28,18 @@ impl BacklogRoom {
 
 /// Events of one name encoded side by side into one buffer (one allocation per part).
 pub struct EventBatch {
-    namespace: Rc<str>,
-    event: &'static str,
+    /// `42[<nsp>,]["<event>"`, encoded once for the whole batch.
+    head: String,
     room: BacklogRoom,
     batch: TextBatch,
 }
 
 impl EventBatch {
-    pub(super) fn new(namespace: Rc<str>, event: &'static str, room: BacklogRoom) -> Self {
+    pub(super) fn new(namespace: &str, event: &str, room: BacklogRoom) -> Self {
+        let mut head = String::with_capacity(namespace.len() + event.len() + 8);
+        packet::write_event_head(&mut head, namespace, event);
         EventBatch {
-            namespace,
-            event,
+            head,
             room,
             batch: TextBatch::with_capacity(room.packets.min(256), room.bytes.min(64 * 1024)),
         }
@@ -55,9 +54,11 @@ impl EventBatch {
 
     /// Encodes one more event; `args` appends its arguments.
     pub fn push(&mut self, args: impl FnOnce(&mut EventArgs<'_>)) {
-        let (namespace, event) = (&*self.namespace, self.event);
-        self.batch
-            .push(|out| packet::write_event(out, namespace, event, args));
+        let head = &self.head;
+        self.batch.push(|out| {
+            out.push_str(head);
+            packet::write_event_tail(out, args);
+        });
     }
 
     pub(super) fn into_packets(self) -> impl Iterator<Item = EncodedPacket> {

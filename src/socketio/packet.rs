@@ -287,6 +287,7 @@ pub struct EventArgs<'a> {
 
 impl EventArgs<'_> {
     /// Appends a string argument.
+    #[inline]
     pub fn string(&mut self, text: &str) -> &mut Self {
         self.out.push(',');
         json::write_string(self.out, text);
@@ -294,6 +295,7 @@ impl EventArgs<'_> {
     }
 
     /// Appends a number argument.
+    #[inline]
     pub fn int(&mut self, n: i64) -> &mut Self {
         self.out.push(',');
         self.out.push_str(itoa::Buffer::new().format(n));
@@ -301,6 +303,7 @@ impl EventArgs<'_> {
     }
 
     /// Appends a number as a JSON string (socket.io's recovery offsets are strings).
+    #[inline]
     pub fn int_as_string(&mut self, n: i64) -> &mut Self {
         self.out.push_str(",\"");
         self.out.push_str(itoa::Buffer::new().format(n));
@@ -317,9 +320,21 @@ pub fn write_event(
     event: &str,
     args: impl FnOnce(&mut EventArgs<'_>),
 ) {
+    write_event_head(out, nsp, event);
+    write_event_tail(out, args);
+}
+
+/// The part of an EVENT packet before its arguments, `42[<nsp>,]["<event>"`: the same for
+/// every event of one name, so a run of them can copy it instead of encoding it again.
+pub fn write_event_head(out: &mut String, nsp: &str, event: &str) {
     write_header(out, PacketType::Event, nsp, None, 0);
     out.push('[');
     json::write_string(out, event);
+}
+
+/// The arguments and the closing bracket, after [`write_event_head`].
+#[inline]
+pub fn write_event_tail(out: &mut String, args: impl FnOnce(&mut EventArgs<'_>)) {
     args(&mut EventArgs { out: &mut *out });
     out.push(']');
 }

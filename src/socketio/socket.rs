@@ -133,8 +133,8 @@ impl<D> Socket<D> {
     }
 
     /// An empty batch of `event`s sized to `room`.
-    pub fn event_batch(&self, event: &'static str, room: BacklogRoom) -> EventBatch {
-        EventBatch::new(self.namespace.clone(), event, room)
+    pub fn event_batch(&self, event: &str, room: BacklogRoom) -> EventBatch {
+        EventBatch::new(&self.namespace, event, room)
     }
 
     /// Queues a batch with one wake-up of the transport.
