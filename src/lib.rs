@@ -3,7 +3,7 @@
 //! # Layout
 //! Each layer uses only the ones listed after it (`tests/architecture.rs` checks that no
 //! module imports from one that imports from it):
-//! - [`gateway`]: puts the layers together and runs them until shutdown.
+//! - `gateway`: puts the layers together and runs them until shutdown.
 //! - [`config`]: every layer's settings, from flags and `EMBERCHAT_*` variables.
 //! - [`http`]: accept loop, routing, embedded files (`assets`), health and metrics.
 //! - [`transport`]: long-polling and WebSocket, moving bytes between sockets and sessions.
@@ -21,7 +21,7 @@ pub(crate) mod assets;
 pub(crate) mod chat;
 pub mod config;
 pub mod engineio;
-pub mod gateway;
+mod gateway;
 pub mod http;
 pub mod json;
 pub mod logger;

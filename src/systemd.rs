@@ -52,8 +52,10 @@ pub fn watchdog_interval() -> Option<Duration> {
 ///
 /// # Safety
 /// Edits the environment: no other thread may exist yet (call it at the start of `main`,
-/// before the runtime or any thread starts), and it must be called at most once, since it
-/// takes ownership of file descriptor 3.
+/// before the runtime or any thread starts). Takes ownership of file descriptor 3 when
+/// `LISTEN_PID` names this process, trusting systemd's contract that the descriptors from 3 on
+/// are then the inherited sockets: call it at most once, and let nothing else use fd 3.
+/// On an error the descriptor is closed; the caller is expected to exit then.
 pub unsafe fn take_listener() -> io::Result<Option<TcpListener>> {
     let Ok(pid) = std::env::var("LISTEN_PID") else {
         return Ok(None);

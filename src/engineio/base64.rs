@@ -1,6 +1,10 @@
 //! Standard base64, as Engine.IO uses for binary data over polling (`b` + base64). The codec
 //! is data-encoding's, which the binary links anyway (tungstenite's handshake uses it).
 
+use std::sync::LazyLock;
+
+use data_encoding::Encoding;
+
 /// Appends the padded base64 form of `data` to `out`.
 pub fn encode_into(data: &[u8], out: &mut String) {
     data_encoding::BASE64.encode_append(data, out);
@@ -12,8 +16,17 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
     if text.len() - unpadded.len() > 2 {
         return None;
     }
-    data_encoding::BASE64_NOPAD.decode(unpadded.as_bytes()).ok()
+    LENIENT_NOPAD.decode(unpadded.as_bytes()).ok()
 }
+
+/// Unpadded standard base64 that ignores the unused bits of the last character, as Node's
+/// `Buffer.from(text, "base64")` does, so what engine.io accepts is accepted here too.
+static LENIENT_NOPAD: LazyLock<Encoding> = LazyLock::new(|| {
+    let mut spec = data_encoding::BASE64_NOPAD.specification();
+    spec.check_trailing_bits = false;
+    spec.encoding()
+        .expect("standard base64 with lenient trailing bits is a valid spec")
+});
 
 #[cfg(test)]
 mod tests {
@@ -40,5 +53,12 @@ mod tests {
         assert_eq!(decode("Zm9v!g=="), None);
         assert_eq!(decode("Z"), None);
         assert_eq!(decode("Zg==="), None);
+    }
+
+    #[test]
+    fn unused_trailing_bits_are_ignored_as_node_does() {
+        // "Zh" sets bits past the one byte it carries; Buffer.from("Zh", "base64") is "f".
+        assert_eq!(decode("Zh==").unwrap(), b"f");
+        assert_eq!(decode("Zm9vYh").unwrap(), b"foob");
     }
 }

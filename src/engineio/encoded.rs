@@ -6,7 +6,8 @@ use bytes::Bytes;
 
 /// UTF-8 text held in reference-counted bytes: cloning shares the buffer, and the transports
 /// write the bytes as they are. The only constructors take a `str` or `String`, or cut at
-/// boundaries [`TextBatch`] checked, so the bytes are always valid UTF-8.
+/// boundaries `TextBatch` checked, so the bytes are always valid UTF-8. [`SharedText::as_str`]
+/// relies on that: any new constructor must keep it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SharedText(Bytes);
 

@@ -3,6 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
 
@@ -143,6 +144,9 @@ impl Engine {
     }
 }
 
+/// How late a ping may leave before its pong deadline moves with it.
+const LATE_PING: Duration = Duration::from_millis(50);
+
 /// Pings every `ping_interval` and closes the session when a pong does not come within
 /// `ping_timeout`. This also reaps polling sessions that the client abandoned, and closes
 /// sessions whose outbound queue overflowed. When the session closes, for whatever reason,
@@ -163,7 +167,14 @@ async fn heartbeat(engine: Rc<Engine>, session: Rc<Session>, first_ping: Instant
             }
         }
         session.ping();
-        let deadline = ping_at + timeout;
+        // The client gets pingTimeout from the ping's due time, as engine.io's timers give it;
+        // when the loop was held up past that time, from the moment the ping really left.
+        let now = Instant::now();
+        let deadline = if now.duration_since(ping_at) > LATE_PING {
+            now + timeout
+        } else {
+            ping_at + timeout
+        };
         loop {
             tokio::select! {
                 _ = sleep_until(deadline) => {
@@ -204,7 +215,6 @@ mod tests {
     use crate::engineio::SessionHandler;
     use crate::engineio::session::PollReply;
     use std::cell::Cell;
-    use std::time::Duration;
 
     struct Recorder {
         closed: Rc<Cell<Option<CloseReason>>>,

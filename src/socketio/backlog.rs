@@ -9,9 +9,9 @@ use crate::engineio::{EncodedPacket, TextBatch};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BacklogRoom {
     /// Most packets in this part.
-    pub packets: usize,
+    pub(super) packets: usize,
     /// Most bytes in this part (a single longer event still goes alone).
-    pub bytes: usize,
+    pub(super) bytes: usize,
 }
 
 impl BacklogRoom {

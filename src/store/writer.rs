@@ -28,73 +28,120 @@ pub enum Command {
     },
 }
 
+/// Commands taken off the queue in one round, sorted by kind.
+#[derive(Default)]
+struct Round {
+    inserts: Vec<Insert>,
+    checks: Vec<oneshot::Sender<Result<(), StoreError>>>,
+    pages: Vec<(i64, usize, PageReply)>,
+}
+
+/// The store thread's state: the one connection and the file it must keep pointing at.
+struct Writer {
+    connection: SqlConnection,
+    config: StoreConfig,
+    /// `None` for an in-memory database, which has no file to watch.
+    identity: Option<FileIdentity>,
+}
+
 /// The store thread: group commit until every handle is dropped.
 pub fn writer(
-    mut connection: SqlConnection,
+    connection: SqlConnection,
     config: StoreConfig,
     commands: mpsc::Receiver<Command>,
     results: async_mpsc::UnboundedSender<Vec<Committed>>,
 ) {
-    // An in-memory database has no file to watch.
-    let identity = match FileIdentity::of(&config.path) {
+    let identity = watch_file(&config.path);
+    let mut writer = Writer {
+        connection,
+        config,
+        identity,
+    };
+    while let Some(round) = writer.gather(&commands) {
+        // Inserts first: a check or page in the same round then sees them.
+        if !round.inserts.is_empty() && results.send(writer.commit(round.inserts)).is_err() {
+            break;
+        }
+        writer.answer_checks(round.checks);
+        writer.answer_pages(round.pages);
+    }
+    writer.close();
+}
+
+fn watch_file(path: &Path) -> Option<FileIdentity> {
+    match FileIdentity::of(path) {
         Ok(identity) => Some(identity),
         Err(error) => {
-            if config.path != Path::new(":memory:") {
+            if path != Path::new(":memory:") {
                 log::warn!(
                     "{}: cannot watch the database file ({error}); its removal would go unnoticed",
-                    config.path.display()
+                    path.display()
                 );
             }
             None
         }
-    };
-    let mut batch = Vec::new();
-    while let Ok(first) = commands.recv() {
-        batch.push(first);
-        while batch.len() < config.max_batch {
-            match commands.try_recv() {
-                Ok(command) => batch.push(command),
-                Err(_) => break,
-            }
-        }
-        let mut inserts = Vec::new();
-        let mut pages = Vec::new();
-        let mut checks = Vec::new();
-        for command in batch.drain(..) {
+    }
+}
+
+impl Writer {
+    /// Blocks for one command, then takes whatever else is already queued, up to a batch;
+    /// `None` once every handle is gone.
+    fn gather(&self, commands: &mpsc::Receiver<Command>) -> Option<Round> {
+        let mut round = Round::default();
+        let mut next = Some(commands.recv().ok()?);
+        let mut taken = 0;
+        while let Some(command) = next {
             match command {
-                Command::Insert(insert) => inserts.push(insert),
-                Command::Check(reply) => checks.push(reply),
+                Command::Insert(insert) => round.inserts.push(insert),
+                Command::Check(reply) => round.checks.push(reply),
                 Command::Page {
                     after,
                     limit,
                     reply,
-                } => pages.push((after, limit, reply)),
+                } => round.pages.push((after, limit, reply)),
             }
+            taken += 1;
+            next = if taken < self.config.max_batch {
+                commands.try_recv().ok()
+            } else {
+                None
+            };
         }
-        if !inserts.is_empty() {
-            log::trace!("committing {} messages", inserts.len());
-            let file = identity.map(|identity| (identity, config.path.as_path()));
-            let committed = write_batch(&mut connection, file, inserts);
-            if results.send(committed).is_err() {
-                break;
-            }
-        }
+        Some(round)
+    }
+
+    /// Writes every insert of the round in one transaction.
+    fn commit(&mut self, inserts: Vec<Insert>) -> Vec<Committed> {
+        log::trace!("committing {} messages", inserts.len());
+        let file = self
+            .identity
+            .map(|identity| (identity, self.config.path.as_path()));
+        write_batch(&mut self.connection, file, inserts)
+    }
+
+    fn answer_checks(&self, checks: Vec<oneshot::Sender<Result<(), StoreError>>>) {
         for reply in checks {
-            let answer = identity
-                .map_or(Ok(()), |identity| identity.check(&config.path))
-                .and_then(|()| {
-                    connection
-                        .query_row(
-                            "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
-                            [],
-                            |_| Ok(()),
-                        )
-                        .map_err(StoreError::from)
-                });
-            let _ = reply.send(answer);
+            let _ = reply.send(self.check());
         }
+    }
+
+    /// The file is still ours and the table can be read.
+    fn check(&self) -> Result<(), StoreError> {
+        if let Some(identity) = self.identity {
+            identity.check(&self.config.path)?;
+        }
+        self.connection
+            .query_row(
+                "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
+                [],
+                |_| Ok(()),
+            )
+            .map_err(StoreError::from)
+    }
+
+    fn answer_pages(&self, pages: Vec<(i64, usize, PageReply)>) {
         for (after, limit, reply) in pages {
-            let rows = read_page(&connection, after, limit).map_err(StoreError::from);
+            let rows = read_page(&self.connection, after, limit).map_err(StoreError::from);
             if let Err(error) = &rows {
                 log::warn!("reading messages after {after} failed: {error}");
             }
@@ -102,13 +149,20 @@ pub fn writer(
             let _ = reply.send(rows);
         }
     }
-    if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
-        log::warn!(
-            "WAL checkpoint on close failed: {}",
-            StoreError::from(error)
-        );
-    }
-    if let Err((_, error)) = connection.close() {
-        log::warn!("closing the database failed: {}", StoreError::from(error));
+
+    /// Folds the WAL back into the database so the file is whole on its own, then closes.
+    fn close(self) {
+        if let Err(error) = self
+            .connection
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        {
+            log::warn!(
+                "WAL checkpoint on close failed: {}",
+                StoreError::from(error)
+            );
+        }
+        if let Err((_, error)) = self.connection.close() {
+            log::warn!("closing the database failed: {}", StoreError::from(error));
+        }
     }
 }

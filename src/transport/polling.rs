@@ -126,12 +126,13 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Vec<u8>, BodyErro
     }
     let mut data = Vec::new();
     loop {
-        let packet = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
-        match packet {
+        // hyper's body frames: data chunks, or trailers (ignored).
+        let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
+        match frame {
             None => return Ok(data),
             Some(Err(_)) => return Err(BodyError::Io),
-            Some(Ok(packet)) => {
-                if let Ok(chunk) = packet.into_data() {
+            Some(Ok(frame)) => {
+                if let Ok(chunk) = frame.into_data() {
                     if data.len() + chunk.len() > limit {
                         return Err(BodyError::TooLarge);
                     }
