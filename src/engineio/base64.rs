@@ -1,32 +1,34 @@
 //! Standard base64, as Engine.IO uses for binary data over polling (`b` + base64). The codec
 //! is data-encoding's, which the binary links anyway (tungstenite's handshake uses it).
 
-use std::sync::LazyLock;
-
-use data_encoding::Encoding;
-
 /// Appends the padded base64 form of `data` to `out`.
 pub fn encode_into(data: &[u8], out: &mut String) {
     data_encoding::BASE64.encode_append(data, out);
 }
 
-/// Decodes base64 text, padded or not; `None` if it is not valid base64.
+/// Decodes base64 text, padded or not; `None` if it is not valid base64. The unused bits of
+/// the last character are ignored, as Node's `Buffer.from(text, "base64")` ignores them, so
+/// what engine.io accepts is accepted here too.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let unpadded = text.trim_end_matches('=');
     if text.len() - unpadded.len() > 2 {
         return None;
     }
-    LENIENT_NOPAD.decode(unpadded.as_bytes()).ok()
+    let mut bytes = unpadded.as_bytes().to_vec();
+    // A final group of 2 characters carries 8 bits of 12, one of 3 carries 16 of 18.
+    let unused_bits = match bytes.len() % 4 {
+        2 => 4,
+        3 => 2,
+        _ => 0,
+    };
+    if let Some(last) = bytes.last_mut().filter(|_| unused_bits > 0) {
+        let value = ALPHABET.iter().position(|&c| c == *last)?;
+        *last = ALPHABET[value >> unused_bits << unused_bits];
+    }
+    data_encoding::BASE64_NOPAD.decode(&bytes).ok()
 }
 
-/// Unpadded standard base64 that ignores the unused bits of the last character, as Node's
-/// `Buffer.from(text, "base64")` does, so what engine.io accepts is accepted here too.
-static LENIENT_NOPAD: LazyLock<Encoding> = LazyLock::new(|| {
-    let mut spec = data_encoding::BASE64_NOPAD.specification();
-    spec.check_trailing_bits = false;
-    spec.encoding()
-        .expect("standard base64 with lenient trailing bits is a valid spec")
-});
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 #[cfg(test)]
 mod tests {

@@ -15,8 +15,8 @@ pub(crate) mod session;
 mod sid;
 
 pub use config::EngineConfig;
-pub use encoded::{EncodedPacket, SharedText};
 pub(crate) use encoded::TextBatch;
+pub use encoded::{EncodedPacket, SharedText};
 pub use engine::{Engine, Handler};
 pub use handler::{CloseReason, Message, SessionHandler};
 pub use session::{QueueLimits, Session, TransportKind};

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::config::SocketIoConfig;
-use super::namespace::{AnyNamespace, DisconnectReason, Event, Member};
+use super::event::{DisconnectReason, Event};
+use super::namespace::{AnyNamespace, Member};
 use super::packet::{self, Packet, PacketType};
 use super::recovery::Recovery;
 use super::socket::Identity;
@@ -80,7 +81,7 @@ impl Client {
                     self.members
                         .borrow_mut()
                         .retain(|m| !Rc::ptr_eq(m, &member));
-                    self.leave(&member, DisconnectReason::ClientNamespaceDisconnect);
+                    self.leave(member, DisconnectReason::ClientNamespaceDisconnect);
                 }
             }
             PacketType::Event | PacketType::BinaryEvent => {
@@ -212,7 +213,7 @@ impl Client {
     }
 
     /// Takes a socket that left out of recovery's live set, then out of its namespace.
-    fn leave(&self, member: &Rc<dyn Member>, reason: DisconnectReason) {
+    fn leave(&self, member: Rc<dyn Member>, reason: DisconnectReason) {
         if let (Some(recovery), Some(pid)) = (&self.shared.recovery, member.pid()) {
             recovery.disconnected(pid, reason.is_recoverable(), Instant::now());
         }
@@ -274,7 +275,7 @@ impl SessionHandler for Client {
         }
         let members = std::mem::take(&mut *self.members.borrow_mut());
         for member in members {
-            self.leave(&member, DisconnectReason::Session(reason));
+            self.leave(member, DisconnectReason::Session(reason));
         }
     }
 }

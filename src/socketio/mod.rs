@@ -3,13 +3,15 @@
 //! - `packet`: the pure codec.
 //! - `server`: the namespaces of an endpoint; `client`: one Engine.IO session's sockets.
 //! - `namespace`: what the application implements ([`NamespaceHandler`], with its per-socket
-//!   data) and how a socket joins; `socket`: what the application holds.
+//!   data) and how a socket joins; `socket`: what the application holds, and what the client
+//!   keeps per namespace; `event`: events, refusals and disconnect reasons.
 //! - `hub`: a namespace's sockets and ordered broadcast; `backlog`: paced sending of long runs.
 //! - `recovery`: connection state recovery's registry of private ids.
 
 mod backlog;
 mod client;
 mod config;
+mod event;
 mod hub;
 mod namespace;
 pub mod packet;
@@ -19,8 +21,9 @@ mod socket;
 
 pub use backlog::{BacklogRoom, EventBatch};
 pub use config::SocketIoConfig;
+pub use event::{DisconnectReason, Event, Refusal};
 pub use hub::Hub;
-pub use namespace::{DisconnectReason, Event, NamespaceHandler, Refusal};
+pub use namespace::NamespaceHandler;
 pub use packet::EventArgs;
 pub use server::Server;
 pub use socket::Socket;

@@ -1,88 +1,12 @@
 //! What an application does with a namespace ([`NamespaceHandler`]), and the namespace that
 //! joins sockets to it.
 
-use std::fmt;
 use std::rc::Rc;
 
-use bytes::Bytes;
-
+use super::event::{DisconnectReason, Event, Refusal};
 use super::hub::Hub;
-use super::socket::{Identity, Socket};
-use crate::engineio::{CloseReason, Session, Sid};
-use crate::json;
-
-/// An event received on a socket.
-pub struct Event<'a> {
-    /// The event name, unescaped.
-    pub name: &'a str,
-    /// The whole JSON array `[name, args...]` as received (binary args are placeholders).
-    pub data: &'a str,
-    /// The array after the name: `]` or `,<args>]`, to re-emit the same arguments.
-    pub args_tail: &'a str,
-    /// The ack id when the client wants an answer.
-    pub ack: Option<u64>,
-    pub attachments: &'a [Bytes],
-}
-
-impl<'a> Event<'a> {
-    /// The raw JSON arguments after the event name.
-    pub fn args(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        json::array_elements(self.data).skip(1)
-    }
-}
-
-/// Why a CONNECT was refused; the client gets the message in CONNECT_ERROR.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal(&'static str);
-
-impl Refusal {
-    pub const fn new(message: &'static str) -> Refusal {
-        Refusal(message)
-    }
-
-    pub fn message(self) -> &'static str {
-        self.0
-    }
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-/// Why a socket left its namespace; the strings are socket.io's disconnect reasons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DisconnectReason {
-    /// The Engine.IO session under it ended.
-    Session(CloseReason),
-    /// The client left the namespace (`socket.disconnect()` in the client).
-    ClientNamespaceDisconnect,
-}
-
-impl DisconnectReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DisconnectReason::Session(reason) => reason.as_str(),
-            DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
-        }
-    }
-
-    /// Whether socket.io lets the client recover its socket after this. Leaving on purpose
-    /// is not recoverable, nor is sending garbage.
-    pub fn is_recoverable(self) -> bool {
-        match self {
-            DisconnectReason::Session(reason) => reason != CloseReason::ParseError,
-            DisconnectReason::ClientNamespaceDisconnect => false,
-        }
-    }
-}
-
-impl fmt::Display for DisconnectReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use super::socket::{Identity, Socket, SocketHost};
+use crate::engineio::{Session, Sid};
 
 /// What an application does with one namespace. Each socket carries the application's
 /// [`Data`](NamespaceHandler::Data), made when the socket is admitted; the layer owns it and
@@ -112,7 +36,8 @@ pub trait NamespaceHandler: 'static {
     }
 }
 
-/// A namespace: its handler and the hub of its connected sockets.
+/// A namespace: its handler and the hub of its connected sockets. Each socket holds its
+/// namespace (as a [`SocketHost`]), so a socket is all a client keeps per namespace.
 pub(super) struct Namespace<H: NamespaceHandler> {
     name: Rc<str>,
     handler: Rc<H>,
@@ -133,6 +58,28 @@ impl<H: NamespaceHandler> Namespace<H> {
     }
 }
 
+impl<H: NamespaceHandler> SocketHost<H::Data> for Namespace<H> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn enter(&self, socket: &Rc<Socket<H::Data>>, auth: &str) {
+        socket.set_connected(true);
+        self.hub.insert(socket.clone());
+        self.handler.on_connect(socket, auth);
+    }
+
+    fn on_event(&self, socket: &Rc<Socket<H::Data>>, event: Event<'_>) {
+        self.handler.on_event(socket, event);
+    }
+
+    fn leave(&self, socket: &Rc<Socket<H::Data>>, reason: DisconnectReason) {
+        socket.set_connected(false);
+        self.hub.remove(socket);
+        self.handler.on_disconnect(socket, reason);
+    }
+}
+
 /// Picks a new socket's identity (recovered or fresh), given a check of recovery offsets.
 pub(super) type Identify<'a> = &'a dyn Fn(&dyn Fn(&str) -> bool) -> Identity;
 
@@ -141,7 +88,7 @@ pub(super) trait AnyNamespace {
     /// Admits a socket over `session`, or refuses it. `identify` picks the socket's identity
     /// (recovered or new), given a check of recovery offsets.
     fn admit(
-        &self,
+        self: Rc<Self>,
         session: &Rc<Session>,
         auth: &str,
         identify: Identify<'_>,
@@ -150,93 +97,51 @@ pub(super) trait AnyNamespace {
 
 impl<H: NamespaceHandler> AnyNamespace for Namespace<H> {
     fn admit(
-        &self,
+        self: Rc<Self>,
         session: &Rc<Session>,
         auth: &str,
         identify: Identify<'_>,
     ) -> Result<Rc<dyn Member>, Refusal> {
         let data = self.handler.admit(auth)?;
         let identity = identify(&|offset| self.handler.accepts_offset(offset));
-        let socket = Socket::new(self.name.clone(), session.clone(), identity, data);
-        Ok(Rc::new(Membership {
-            handler: self.handler.clone(),
-            hub: self.hub.clone(),
-            socket: Rc::new(socket),
-        }))
+        Ok(Rc::new(Socket::new(self, session.clone(), identity, data)))
     }
 }
 
-/// A socket admitted to a namespace, whatever its handler, as its client sees it.
+/// A socket admitted to a namespace, whatever its handler's data, as its client sees it.
 pub(super) trait Member {
     fn namespace(&self) -> &str;
     fn id(&self) -> &Sid;
     fn pid(&self) -> Option<&Sid>;
     /// Joins the hub and tells the application.
-    fn enter(&self, auth: &str);
-    fn on_event(&self, event: Event<'_>);
+    fn enter(self: Rc<Self>, auth: &str);
+    fn on_event(self: Rc<Self>, event: Event<'_>);
     /// Leaves the hub and tells the application.
-    fn leave(&self, reason: DisconnectReason);
+    fn leave(self: Rc<Self>, reason: DisconnectReason);
 }
 
-struct Membership<H: NamespaceHandler> {
-    handler: Rc<H>,
-    hub: Rc<Hub<H::Data>>,
-    socket: Rc<Socket<H::Data>>,
-}
-
-impl<H: NamespaceHandler> Member for Membership<H> {
+impl<D: 'static> Member for Socket<D> {
     fn namespace(&self) -> &str {
-        self.socket.namespace()
+        Socket::namespace(self)
     }
 
     fn id(&self) -> &Sid {
-        self.socket.id()
+        Socket::id(self)
     }
 
     fn pid(&self) -> Option<&Sid> {
-        self.socket.pid()
+        Socket::pid(self)
     }
 
-    fn enter(&self, auth: &str) {
-        self.socket.set_connected(true);
-        self.hub.insert(self.socket.clone());
-        self.handler.on_connect(&self.socket, auth);
+    fn enter(self: Rc<Self>, auth: &str) {
+        self.host().enter(&self, auth);
     }
 
-    fn on_event(&self, event: Event<'_>) {
-        self.handler.on_event(&self.socket, event);
+    fn on_event(self: Rc<Self>, event: Event<'_>) {
+        self.host().on_event(&self, event);
     }
 
-    fn leave(&self, reason: DisconnectReason) {
-        self.socket.set_connected(false);
-        self.hub.remove(&self.socket);
-        self.handler.on_disconnect(&self.socket, reason);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recoverable_reasons_match_socket_io() {
-        for reason in [
-            CloseReason::TransportClose,
-            CloseReason::TransportError,
-            CloseReason::PingTimeout,
-            CloseReason::Forced,
-            CloseReason::ServerShutdown,
-        ] {
-            assert!(
-                DisconnectReason::Session(reason).is_recoverable(),
-                "{reason}"
-            );
-        }
-        assert!(!DisconnectReason::Session(CloseReason::ParseError).is_recoverable());
-        assert!(!DisconnectReason::ClientNamespaceDisconnect.is_recoverable());
-        assert_eq!(
-            DisconnectReason::ClientNamespaceDisconnect.to_string(),
-            "client namespace disconnect"
-        );
+    fn leave(self: Rc<Self>, reason: DisconnectReason) {
+        self.host().leave(&self, reason);
     }
 }

@@ -55,7 +55,7 @@ mod tests {
     use super::*;
     use crate::engineio::{CloseReason, EncodedPacket, Engine, EngineConfig, TransportKind};
     use crate::json;
-    use crate::socketio::namespace::{Event, Refusal};
+    use crate::socketio::event::{Event, Refusal};
     use crate::socketio::socket::Socket;
     use bytes::Bytes;
     use std::cell::RefCell;

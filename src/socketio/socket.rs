@@ -6,6 +6,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use super::backlog::{BacklogRoom, EventBatch};
+use super::event::{DisconnectReason, Event};
 use super::packet::{self, PacketType};
 use crate::engineio::{EncodedPacket, Session, Sid};
 
@@ -18,11 +19,21 @@ pub(super) struct Identity {
     pub recovered_offset: Option<String>,
 }
 
+/// A socket's namespace, as the socket sees it: where its joining, events and leaving go.
+pub(super) trait SocketHost<D> {
+    fn name(&self) -> &str;
+    /// Joins the namespace's hub and tells the application.
+    fn enter(&self, socket: &Rc<Socket<D>>, auth: &str);
+    fn on_event(&self, socket: &Rc<Socket<D>>, event: Event<'_>);
+    /// Leaves the hub and tells the application.
+    fn leave(&self, socket: &Rc<Socket<D>>, reason: DisconnectReason);
+}
+
 /// One connected Socket.IO socket, with the application's data for it (`D`, the handler's
 /// [`NamespaceHandler::Data`](super::NamespaceHandler::Data)).
 pub struct Socket<D> {
     identity: Identity,
-    namespace: Rc<str>,
+    namespace: Rc<dyn SocketHost<D>>,
     session: Rc<Session>,
     /// Position in the namespace's hub while connected.
     slot: Cell<usize>,
@@ -36,7 +47,7 @@ pub struct Socket<D> {
 
 impl<D> Socket<D> {
     pub(super) fn new(
-        namespace: Rc<str>,
+        namespace: Rc<dyn SocketHost<D>>,
         session: Rc<Session>,
         identity: Identity,
         data: D,
@@ -68,6 +79,10 @@ impl<D> Socket<D> {
     }
 
     pub fn namespace(&self) -> &str {
+        self.namespace.name()
+    }
+
+    pub(super) fn host(&self) -> &Rc<dyn SocketHost<D>> {
         &self.namespace
     }
 
@@ -134,7 +149,7 @@ impl<D> Socket<D> {
 
     /// An empty batch of `event`s sized to `room`.
     pub fn event_batch(&self, event: &str, room: BacklogRoom) -> EventBatch {
-        EventBatch::new(&self.namespace, event, room)
+        EventBatch::new(self.namespace.name(), event, room)
     }
 
     /// Queues a batch with one wake-up of the transport.
@@ -151,7 +166,13 @@ impl<D> Socket<D> {
             PacketType::BinaryEvent
         };
         let mut text = String::with_capacity(event.len() + args_tail.len() + 16);
-        packet::write_header(&mut text, kind, &self.namespace, None, attachments.len());
+        packet::write_header(
+            &mut text,
+            kind,
+            self.namespace.name(),
+            None,
+            attachments.len(),
+        );
         text.push('[');
         crate::json::write_string(&mut text, event);
         text.push_str(args_tail);
@@ -167,7 +188,7 @@ impl<D> Socket<D> {
         };
         let text = packet::encode(
             kind,
-            &self.namespace,
+            self.namespace.name(),
             Some(id),
             Some(args),
             attachments.len(),
