@@ -5,10 +5,13 @@
 //! ```text
 //! loadgen idle    --pid PID
 //! loadgen conns   --pid PID --addr HOST:PORT [--clients 1000]
-//! loadgen fanout  --pid PID --addr HOST:PORT [--receivers 100] [--messages 2000]
+//! loadgen fanout  --pid PID --addr HOST:PORT [--receivers 100] [--messages 2000] [--rounds 1]
 //! loadgen ingest  --pid PID --addr HOST:PORT [--messages 20000]
-//! loadgen replay  --pid PID --addr HOST:PORT --rows N
+//! loadgen replay  --pid PID --addr HOST:PORT --rows N [--rounds 1]
 //! ```
+//!
+//! With `--rounds N`, fanout and replay run N times and report the median round: one round
+//! of a fast server lasts tens of milliseconds, where a scheduler hiccup moves it by half.
 //!
 //! Any server that behaves like the Socket.IO tutorial's chat works: `chat message` with
 //! `(msg, clientOffset, ack)` in, `('chat message', msg, id)` out to everyone, and a replay of
@@ -18,7 +21,7 @@ mod server;
 mod ws;
 
 use std::process::ExitCode;
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,6 +38,7 @@ struct Options {
     receivers: usize,
     messages: usize,
     rows: i64,
+    rounds: usize,
 }
 
 fn parse_options() -> Result<Options> {
@@ -48,6 +52,7 @@ fn parse_options() -> Result<Options> {
         receivers: 100,
         messages: 0,
         rows: 0,
+        rounds: 1,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -63,6 +68,7 @@ fn parse_options() -> Result<Options> {
             "--receivers" => options.receivers = number()?,
             "--messages" => options.messages = number()?,
             "--rows" => options.rows = number()? as i64,
+            "--rounds" => options.rounds = number()?.max(1),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -83,9 +89,10 @@ fn main() -> ExitCode {
                 &options.addr,
                 options.receivers,
                 nonzero(options.messages, 2000),
+                options.rounds,
             ),
             "ingest" => ingest(&server, &options.addr, nonzero(options.messages, 20000)),
-            "replay" => replay(&server, &options.addr, options.rows),
+            "replay" => replay(&server, &options.addr, options.rows, options.rounds),
             other => Err(format!("unknown scenario {other}")),
         }
     });
@@ -140,14 +147,15 @@ fn conns(server: &Server, addr: &str, clients: usize) -> Result<String> {
 
 /// What one receiver saw of a broadcast run.
 struct Received {
-    count: usize,
     in_order: bool,
     done_at: Instant,
 }
 
-/// Reads `expected` chat messages and checks that each id arrives once. Ids of one run are
-/// consecutive, so a set is a bitmap over `first..first+expected`.
-fn receive(conn: &mut Conn, expected: usize) -> Result<Received> {
+/// Reads `expected` chat messages sent with `tag` and checks that each id arrives once. Ids
+/// of one run are consecutive, so a set is a bitmap over `first..first+expected`. Messages of
+/// an earlier run that a server still delivers late are skipped by their tag.
+fn receive(conn: &mut Conn, expected: usize, tag: &str) -> Result<Received> {
+    let prefix = format!("42[\"chat message\",\"{tag} message ");
     let mut seen: Vec<bool> = Vec::new();
     let mut first = None;
     let mut last = 0;
@@ -155,6 +163,9 @@ fn receive(conn: &mut Conn, expected: usize) -> Result<Received> {
     let mut count = 0;
     while count < expected {
         let packet = conn.next_text().map_err(io_err("receiver"))?;
+        if !packet.starts_with(prefix.as_bytes()) {
+            continue;
+        }
         let Some(id) = ws::message_id(packet) else {
             continue;
         };
@@ -178,7 +189,6 @@ fn receive(conn: &mut Conn, expected: usize) -> Result<Received> {
         return Err(format!("{} ids delivered, but they span {span}", ids));
     }
     Ok(Received {
-        count,
         in_order,
         done_at: Instant::now(),
     })
@@ -222,58 +232,97 @@ fn send_pipelined(conn: &mut Conn, messages: usize, tag: &str) -> Result<Instant
     Ok(done)
 }
 
-/// One sender pipelines `messages` to `receivers` listeners: deliveries per second and server
-/// CPU per delivery.
-fn fanout(server: &Server, addr: &str, receivers: usize, messages: usize) -> Result<String> {
-    let ready = Arc::new(Barrier::new(receivers + 1));
+/// One sender pipelines `messages` to `receivers` listeners, `rounds` times after a warm-up:
+/// deliveries per second and server CPU per delivery of the median round.
+fn fanout(
+    server: &Server,
+    addr: &str,
+    receivers: usize,
+    messages: usize,
+    rounds: usize,
+) -> Result<String> {
+    // Every receiver reads a round, reports it, then waits for the next round to start.
+    let start = Arc::new(Barrier::new(receivers + 1));
+    let (report, reports) = mpsc::channel::<Result<Received>>();
     let mut listeners = Vec::new();
     for i in 0..receivers {
         let mut conn = Conn::connect(addr, "").map_err(|e| format!("receiver {i}: {e}"))?;
-        let ready = ready.clone();
+        let (start, report) = (start.clone(), report.clone());
         listeners.push(thread::spawn(move || {
-            let warmed = receive(&mut conn, messages);
-            ready.wait();
-            warmed?;
-            receive(&mut conn, messages)
+            for round in 0..=rounds {
+                let received = receive(&mut conn, messages, &round_tag(round));
+                let failed = received.is_err();
+                let _ = report.send(received);
+                if failed {
+                    return;
+                }
+                start.wait();
+            }
         }));
     }
+    drop(report);
     let mut sender = Conn::connect(addr, "").map_err(|e| format!("sender: {e}"))?;
     // A warm-up round first, unmeasured: the figures are for a server that has been running
     // (allocator pools, a database past its first pages, a JIT past its first calls).
-    let warm_up = messages;
-    send_pipelined(&mut sender, warm_up, "warm-up")?;
-    ready.wait();
-    let cpu_before = server.cpu_ns().map_err(io_err("/proc"))?;
-    let started = Instant::now();
-    send_pipelined(&mut sender, messages, "fanout")?;
-    let mut finished = started;
-    let mut in_order = 0;
-    for listener in listeners {
-        let received = listener.join().map_err(|_| "receiver panicked")??;
-        finished = finished.max(received.done_at);
-        in_order += usize::from(received.in_order);
-        debug_assert_eq!(received.count, messages);
+    let mut results = Vec::with_capacity(rounds);
+    let mut in_order = receivers;
+    for round in 0..=rounds {
+        let cpu_before = server.cpu_ns().map_err(io_err("/proc"))?;
+        let started = Instant::now();
+        send_pipelined(&mut sender, messages, &round_tag(round))?;
+        let mut finished = started;
+        let mut ordered = 0;
+        for _ in 0..receivers {
+            let received = reports.recv().map_err(|_| "a receiver stopped")??;
+            finished = finished.max(received.done_at);
+            ordered += usize::from(received.in_order);
+        }
+        let cpu = server
+            .cpu_ns()
+            .map_err(io_err("/proc"))?
+            .saturating_sub(cpu_before);
+        if round > 0 {
+            in_order = in_order.min(ordered);
+            results.push(((finished - started).as_secs_f64(), cpu));
+        }
+        start.wait();
     }
-    let cpu = server
-        .cpu_ns()
-        .map_err(io_err("/proc"))?
-        .saturating_sub(cpu_before);
-    let seconds = (finished - started).as_secs_f64();
+    for listener in listeners {
+        listener.join().map_err(|_| "receiver panicked")?;
+    }
+    let (seconds, cpu) = median_by_time(&mut results);
     let delivered = receivers * messages;
     Ok(format!(
         "{{\"scenario\":\"fanout\",\"receivers\":{receivers},\"messages\":{messages},\
-         \"delivered\":{delivered},\"seconds\":{seconds:.4},\"delivered_per_second\":{:.0},\
-         \"cpu_us_per_delivery\":{:.3},\"receivers_in_order\":{in_order}}}",
+         \"rounds\":{rounds},\"delivered\":{delivered},\"seconds\":{seconds:.4},\
+         \"delivered_per_second\":{:.0},\"cpu_us_per_delivery\":{:.3},\
+         \"receivers_in_order\":{in_order}}}",
         delivered as f64 / seconds,
         cpu as f64 / 1000.0 / delivered as f64
     ))
+}
+
+/// Each round's messages and client offsets are its own, or the server would take a round's
+/// messages for repeats of the last one's (stored and broadcast once, acked again).
+fn round_tag(round: usize) -> String {
+    if round == 0 {
+        "warm-up".to_owned()
+    } else {
+        format!("fanout{round}")
+    }
+}
+
+/// The round of median duration, with what was measured alongside it.
+fn median_by_time<T: Copy>(rounds: &mut [(f64, T)]) -> (f64, T) {
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    rounds[rounds.len() / 2]
 }
 
 /// One sender pipelines `messages` acked sends while one receiver listens: acked (stored)
 /// messages per second.
 fn ingest(server: &Server, addr: &str, messages: usize) -> Result<String> {
     let mut conn = Conn::connect(addr, "").map_err(|e| format!("receiver: {e}"))?;
-    let listener = thread::spawn(move || receive(&mut conn, messages));
+    let listener = thread::spawn(move || receive(&mut conn, messages, "ingest"));
     let mut sender = Conn::connect(addr, "").map_err(|e| format!("sender: {e}"))?;
     let cpu_before = server.cpu_ns().map_err(io_err("/proc"))?;
     let started = Instant::now();
@@ -293,14 +342,30 @@ fn ingest(server: &Server, addr: &str, messages: usize) -> Result<String> {
     ))
 }
 
-/// A client with `serverOffset: 0` reads a backlog of `rows`: messages per second and the
-/// server's peak RSS growth meanwhile.
-fn replay(server: &Server, addr: &str, rows: i64) -> Result<String> {
+/// A client with `serverOffset: 0` reads a backlog of `rows`, `rounds` times one after the
+/// other: messages per second of the median round, and the server's peak RSS growth over all.
+fn replay(server: &Server, addr: &str, rows: i64, rounds: usize) -> Result<String> {
     if rows <= 0 {
         return Err("--rows is required".into());
     }
     server.reset_peak().map_err(io_err("clear_refs"))?;
     let before = server.status("VmRSS").map_err(io_err("/proc"))?;
+    let mut results = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        results.push((replay_once(addr, rows)?, ()));
+    }
+    let peak = server.status("VmHWM").map_err(io_err("/proc"))?;
+    let (seconds, ()) = median_by_time(&mut results);
+    Ok(format!(
+        "{{\"scenario\":\"replay\",\"rows\":{rows},\"rounds\":{rounds},\"seconds\":{seconds:.3},\
+         \"messages_per_second\":{:.0},\"rss_before_kib\":{before},\"peak_growth_kib\":{}}}",
+        rows as f64 / seconds,
+        peak.saturating_sub(before)
+    ))
+}
+
+/// Seconds for one client to read the whole backlog, checking that ids come 1, 2, 3...
+fn replay_once(addr: &str, rows: i64) -> Result<f64> {
     let started = Instant::now();
     let mut conn = Conn::connect(addr, "{\"serverOffset\":0}").map_err(|e| e.to_string())?;
     let mut last = 0;
@@ -314,12 +379,5 @@ fn replay(server: &Server, addr: &str, rows: i64) -> Result<String> {
         }
         last = id;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let peak = server.status("VmHWM").map_err(io_err("/proc"))?;
-    Ok(format!(
-        "{{\"scenario\":\"replay\",\"rows\":{rows},\"seconds\":{seconds:.3},\
-         \"messages_per_second\":{:.0},\"rss_before_kib\":{before},\"peak_growth_kib\":{}}}",
-        rows as f64 / seconds,
-        peak.saturating_sub(before)
-    ))
+    Ok(started.elapsed().as_secs_f64())
 }
