@@ -104,6 +104,116 @@ fn the_cycle_finder_finds_cycles() {
     assert_eq!(paths, ["super::a", "super::a::X", "super::b::Y"]);
 }
 
+/// Every `pub` item of `src/` is named somewhere besides its definition: in the crate's code
+/// (test modules left out), `main.rs`, the examples, the fuzz targets or `tests/`. A name match
+/// is a weak proof of use (a common name like `new` always matches), but an item nobody calls
+/// by its own name is dead for certain.
+#[test]
+fn every_public_item_is_named_somewhere_else() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = Vec::new();
+    for dir in ["src", "examples", "tests", "fuzz/fuzz_targets"] {
+        collect_sources(&root.join(dir), &mut sources);
+    }
+    let code: Vec<(String, String)> = sources
+        .iter()
+        .map(|(path, text)| (path.clone(), code_only(text)))
+        .collect();
+    let mut checked = 0;
+    let mut unused = Vec::new();
+    for (path, text) in code.iter().filter(|(path, _)| path.contains("/src/")) {
+        // A module compiled for tests only (`#[cfg(test)] mod testing;`) may serve tests only.
+        if text.starts_with("#![cfg(test)]") || path.ends_with("/testing.rs") {
+            continue;
+        }
+        for name in public_items(text) {
+            checked += 1;
+            let uses: usize = code.iter().map(|(_, text)| count_word(text, &name)).sum();
+            if uses < 2 {
+                unused.push(format!("{path}: {name}"));
+            }
+        }
+    }
+    assert!(
+        checked > 100,
+        "only {checked} public items found: the reader is broken"
+    );
+    assert!(
+        unused.is_empty(),
+        "public items named nowhere but their definition:\n{}",
+        unused.join("\n")
+    );
+}
+
+#[test]
+fn the_public_item_reader_sees_items() {
+    let code = "pub fn a() {}\npub(crate) fn b() {}\n    pub struct C;\npub const D: u8 = 0;\nfn e() {}\npub async fn f() {}\npub unsafe fn g() {}";
+    assert_eq!(public_items(code), ["a", "C", "D", "f", "g"]);
+    assert_eq!(count_word("a ab a_b a(a)", "a"), 3);
+}
+
+/// Names of the `pub` (not `pub(crate)`) functions, types, traits and constants in `code`.
+fn public_items(code: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in code.lines() {
+        let Some(mut rest) = line.trim_start().strip_prefix("pub ") else {
+            continue;
+        };
+        for qualifier in ["const fn ", "async fn ", "unsafe fn "] {
+            if rest.starts_with(qualifier) {
+                // Keep the `fn `.
+                rest = &rest[qualifier.len() - 3..];
+                break;
+            }
+        }
+        let Some(after) = [
+            "fn ", "struct ", "enum ", "trait ", "const ", "static ", "type ",
+        ]
+        .iter()
+        .find_map(|kind| rest.strip_prefix(kind)) else {
+            continue;
+        };
+        let name: String = after
+            .bytes()
+            .take_while(|&b| is_ident(b))
+            .map(char::from)
+            .collect();
+        if !name.is_empty() {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// How often `word` stands alone (not inside a longer identifier) in `text`.
+fn count_word(text: &str, word: &str) -> usize {
+    let bytes = text.as_bytes();
+    text.match_indices(word)
+        .filter(|&(at, _)| {
+            let before = at.checked_sub(1).map(|i| bytes[i]);
+            let after = bytes.get(at + word.len()).copied();
+            !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+        })
+        .count()
+}
+
+/// Every `.rs` file under `dir` with its path.
+fn collect_sources(dir: &Path, out: &mut Vec<(String, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<_> = entries.map(|entry| entry.unwrap().path()).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            collect_sources(&path, out);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            out.push((path.to_string_lossy().into_owned(), text));
+        }
+    }
+}
+
 fn top(module: &str) -> &str {
     module.split("::").next().unwrap_or(module)
 }
