@@ -245,6 +245,7 @@ pub fn parse(
         }
     }
     validate(&config)?;
+    config.socketio.max_attachment_bytes = config.engine.max_payload;
     Ok(Command::Run(Box::new(config)))
 }
 

@@ -75,12 +75,14 @@ impl Router {
                 "/healthz" => {
                     return match status.health().await {
                         Ok(()) => response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
+                        // The details (a path, an OS error) are for the log, not for anyone
+                        // on the LAN who asks.
                         Err(error) => {
                             log::warn!("health check failed: {error}");
                             response(
                                 StatusCode::SERVICE_UNAVAILABLE,
                                 "text/plain; charset=utf-8",
-                                format!("unhealthy: {error}\n"),
+                                "unhealthy: the database cannot be read (see the log)\n",
                             )
                         }
                     };

@@ -13,7 +13,8 @@
 //! - [`engineio`]: Engine.IO v4: codecs, session state, heartbeat (no sockets).
 //! - `store`: SQLite on its own thread, group commit.
 //! - [`json`]: a bounded JSON scanner; Socket.IO payloads stay raw text.
-//! - [`logger`], [`systemd`]: log output, service manager (leaves, as `json` and `random`).
+//! - [`logger`], [`systemd`], [`fdlimit`]: log output, service manager, open-file limit
+//!   (leaves, as `json` and `random`).
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -21,6 +22,7 @@ pub(crate) mod assets;
 pub(crate) mod chat;
 pub mod config;
 pub mod engineio;
+pub mod fdlimit;
 mod gateway;
 pub mod http;
 pub mod json;

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use emberchat::config::{self, Command};
-use emberchat::{Lifecycle, systemd};
+use emberchat::{Lifecycle, fdlimit, systemd};
 
 fn main() -> ExitCode {
     let command = config::parse(std::env::args_os().skip(1), |name| std::env::var_os(name));
@@ -26,6 +26,17 @@ fn main() -> ExitCode {
         }
     };
     emberchat::logger::init(config.log_level);
+    let files = fdlimit::needed(config.engine.max_sessions);
+    match fdlimit::raise_to(files) {
+        Ok(allowed) if allowed < files => log::warn!(
+            "only {allowed} open files allowed (RLIMIT_NOFILE), but --max-clients {} needs \
+             about {files}: clients beyond the limit will be refused at accept \
+             (raise LimitNOFILE= in the unit, or `ulimit -n`)",
+            config.engine.max_sessions
+        ),
+        Ok(_) => {}
+        Err(error) => log::warn!("cannot read or raise the open-file limit: {error}"),
+    }
 
     // SAFETY: called once, first thing, while the process is still single-threaded: no
     // runtime, logger thread or store thread exists yet.

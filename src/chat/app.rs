@@ -2,6 +2,7 @@
 //! joining client's replay.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -14,6 +15,7 @@ use super::message::{self, CHAT_EVENT, Limits};
 use super::message_log::MessageLog;
 use super::metrics::ChatMetrics;
 use super::rate::SendBudget;
+use crate::logger::{Tally, Throttle, untrusted};
 use crate::socketio::{DisconnectReason, Event, Hub, NamespaceHandler, Refusal, Socket};
 use crate::store::{Committed, Store, StoreError};
 
@@ -112,7 +114,9 @@ impl NamespaceHandler for Chat {
 
     fn admit(&self, auth: &str) -> Result<ChatSocket, Refusal> {
         auth::check_token(self.config.token.as_deref(), auth).inspect_err(|_| {
-            log::info!("refused a client without the access token");
+            // Guessing clients must not be able to flood the log: one line a minute at info.
+            log::debug!("refused a client without the access token");
+            REFUSED_TOKENS.add();
         })?;
         Ok(ChatSocket {
             budget: SendBudget::new(self.config.max_message_rate, tokio::time::Instant::now()),
@@ -177,9 +181,24 @@ impl NamespaceHandler for Chat {
     }
 }
 
+static REFUSED_TOKENS: Tally = Tally::new(
+    "clients refused for a missing or wrong access token",
+    Duration::from_secs(60),
+);
+
+/// Refused events: a client can send thousands a second, so their lines are rationed.
+static REFUSED_EVENTS: Throttle = Throttle::new(20, Duration::from_secs(60));
+
 /// Logs a refused event and tells the client why in its ack, when it asked for one.
 fn refuse(socket: &Socket<ChatSocket>, event: &Event<'_>, reason: &dyn std::fmt::Display) {
-    log::info!("socket {}: refused `{}`: {reason}", socket.id(), event.name);
+    REFUSED_EVENTS.log(
+        log::Level::Info,
+        format_args!(
+            "socket {}: refused {}: {reason}",
+            socket.id(),
+            untrusted(event.name)
+        ),
+    );
     if let Some(ack) = event.ack {
         commits::ack_error(socket, ack, &reason.to_string());
     }

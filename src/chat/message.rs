@@ -67,6 +67,10 @@ pub fn parse(event: &Event<'_>, limits: Limits) -> Result<Insert, Invalid> {
                 // An empty offset identifies nothing: store the message without one.
                 (!offset.is_empty()).then(|| offset.into_owned())
             }
+            // A number is its own text, under the same limit.
+            Kind::Number if raw.len() > limits.max_client_offset_bytes => {
+                return Err(Invalid::ClientOffsetTooLong);
+            }
             Kind::Number => Some(raw.to_owned()),
             _ => return Err(Invalid::ClientOffsetNotAString),
         },
@@ -134,6 +138,8 @@ mod tests {
         assert_eq!(err(r#"["m",5]"#), Invalid::NotAString);
         assert_eq!(err(r#"["m","123456789"]"#), Invalid::TooLong { limit: 8 });
         assert_eq!(err(r#"["m","x","12345"]"#), Invalid::ClientOffsetTooLong);
+        assert_eq!(err(r#"["m","x",12345]"#), Invalid::ClientOffsetTooLong);
+        assert_eq!(err(r#"["m","x",1e999]"#), Invalid::ClientOffsetTooLong);
         assert_eq!(err(r#"["m","x",{}]"#), Invalid::ClientOffsetNotAString);
         assert!(matches!(err(r#"["m","\ud800"]"#), Invalid::BadText(_)));
         assert!(matches!(

@@ -1,7 +1,7 @@
 //! The Socket.IO side of one Engine.IO session: decodes packets, gathers binary attachments,
 //! joins namespaces (with connection state recovery) and dispatches events to their sockets.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -17,6 +17,7 @@ use super::recovery::Recovery;
 use super::socket::Identity;
 use crate::engineio::{CloseReason, EncodedPacket, Message, Session, SessionHandler, Sid};
 use crate::json;
+use crate::logger::{Throttle, untrusted};
 
 /// What every client of one server shares.
 pub(super) struct Shared {
@@ -25,15 +26,24 @@ pub(super) struct Shared {
     pub recovery: Option<Recovery>,
 }
 
+/// Sessions closed for breaking the protocol: one line each, rationed.
+static PROTOCOL_ERRORS: Throttle = Throttle::new(20, Duration::from_secs(60));
+
 /// A binary packet waiting for its attachments.
 struct Partial {
     text: String,
     attachments: Vec<Bytes>,
     expected: usize,
+    /// The text and the attachments so far, bounded by `max_attachment_bytes`.
+    bytes: usize,
+    /// Closes the session if the attachments do not all come in time.
+    deadline: tokio::task::AbortHandle,
 }
 
 /// The Socket.IO side of one Engine.IO session.
 pub(super) struct Client {
+    /// This client, for the timers it starts.
+    me: Weak<Client>,
     shared: Rc<Shared>,
     session: Rc<Session>,
     members: RefCell<Vec<Rc<dyn Member>>>,
@@ -41,17 +51,21 @@ pub(super) struct Client {
     /// would keep a task and a timer alive for connectTimeout (45 s) for nothing.
     connect_timer: RefCell<Option<tokio::task::AbortHandle>>,
     partial: RefCell<Option<Partial>>,
+    /// CONNECTs refused so far.
+    refusals: Cell<u32>,
 }
 
 impl Client {
     /// The client of a new session, closed unless it joins a namespace in time.
     pub fn open(shared: Rc<Shared>, session: &Rc<Session>) -> Rc<Client> {
         let timeout = shared.config.connect_timeout;
-        let client = Rc::new(Client {
+        let client = Rc::new_cyclic(|me| Client {
+            me: me.clone(),
             shared,
             session: session.clone(),
             members: RefCell::new(Vec::new()),
             partial: RefCell::new(None),
+            refusals: Cell::new(0),
             connect_timer: RefCell::new(None),
         });
         let timer = tokio::task::spawn_local(connect_timeout(Rc::downgrade(&client), timeout));
@@ -68,7 +82,10 @@ impl Client {
     }
 
     fn protocol_error(&self, what: &dyn std::fmt::Display) {
-        log::info!("session {}: closing, {what}", self.session.sid());
+        PROTOCOL_ERRORS.log(
+            log::Level::Info,
+            format_args!("session {}: closing, {what}", self.session.sid()),
+        );
         self.session.close(CloseReason::Forced);
     }
 
@@ -112,17 +129,21 @@ impl Client {
 
     fn connect(&self, nsp: &str, auth: &str) {
         let Some(namespace) = self.shared.namespaces.get(nsp).cloned() else {
-            log::debug!("session {}: unknown namespace {nsp}", self.session.sid());
+            log::debug!(
+                "session {}: unknown namespace {}",
+                self.session.sid(),
+                untrusted(nsp)
+            );
             return self.connect_error(nsp, "Invalid namespace");
         };
         if self.member(nsp).is_some() {
-            return self.protocol_error(&format_args!("second CONNECT to {nsp}"));
+            return self.protocol_error(&format_args!("second CONNECT to {}", untrusted(nsp)));
         }
         let now = Instant::now();
         let identify = |accepts: &dyn Fn(&str) -> bool| self.identify(nsp, auth, accepts, now);
         let member = match namespace.admit(&self.session, auth, &identify) {
             Ok(member) => member,
-            Err(refusal) => return self.connect_error(nsp, refusal.message()),
+            Err(refusal) => return self.refused(nsp, refusal.message()),
         };
         let mut reply = String::with_capacity(64);
         reply.push_str("{\"sid\":");
@@ -200,8 +221,22 @@ impl Client {
             stale.close(CloseReason::Forced);
         }
         let sid = recovery.take(&pid, nsp, now)?;
-        log::debug!("socket {sid}: recovered from offset {offset}");
+        log::debug!("socket {sid}: recovered from offset {}", untrusted(&offset));
         Some((sid, pid, offset))
+    }
+
+    /// Answers a refused CONNECT, and closes the session after `max_refusals` of them.
+    fn refused(&self, nsp: &str, message: &str) {
+        self.connect_error(nsp, message);
+        let refusals = self.refusals.get() + 1;
+        self.refusals.set(refusals);
+        if refusals >= self.shared.config.max_refusals {
+            log::debug!(
+                "session {}: closing after {refusals} refused CONNECTs",
+                self.session.sid()
+            );
+            self.session.close(CloseReason::Forced);
+        }
     }
 
     fn connect_error(&self, nsp: &str, message: &str) {
@@ -224,13 +259,24 @@ impl Client {
         if self.partial.borrow().is_some() {
             return self.protocol_error(&"text packet while attachments were pending");
         }
-        let max_attachments = self.shared.config.max_attachments;
-        match packet::decode(text, max_attachments) {
+        let config = &self.shared.config;
+        match packet::decode(text, config.max_attachments) {
             Ok(packet) if packet.attachments > 0 => {
+                // Held bytes are only for sockets that joined (and passed the handler's
+                // admission): a session before CONNECT may not make the server hold anything.
+                if self.member(packet.nsp).is_none() {
+                    return self.protocol_error(&"attachments for a namespace it has not joined");
+                }
+                let deadline = tokio::task::spawn_local(attachment_deadline(
+                    self.me.clone(),
+                    config.attachment_timeout,
+                ));
                 *self.partial.borrow_mut() = Some(Partial {
                     text: text.to_owned(),
                     attachments: Vec::with_capacity(packet.attachments),
                     expected: packet.attachments,
+                    bytes: text.len(),
+                    deadline: deadline.abort_handle(),
                 });
             }
             Ok(packet) => self.handle(packet, &[]),
@@ -245,6 +291,12 @@ impl Client {
                 drop(partial);
                 return self.protocol_error(&"unexpected binary message");
             };
+            pending.bytes += data.len();
+            if pending.bytes > self.shared.config.max_attachment_bytes {
+                drop(partial.take());
+                drop(partial);
+                return self.protocol_error(&"attachments larger than the payload limit");
+            }
             pending.attachments.push(data);
             if pending.attachments.len() == pending.expected {
                 partial.take()
@@ -261,6 +313,12 @@ impl Client {
     }
 }
 
+impl Drop for Partial {
+    fn drop(&mut self) {
+        self.deadline.abort();
+    }
+}
+
 impl SessionHandler for Client {
     fn on_message(&self, message: Message<'_>) {
         match message {
@@ -273,9 +331,21 @@ impl SessionHandler for Client {
         if let Some(timer) = self.connect_timer.borrow_mut().take() {
             timer.abort();
         }
+        drop(self.partial.borrow_mut().take());
         let members = std::mem::take(&mut *self.members.borrow_mut());
         for member in members {
             self.leave(member, DisconnectReason::Session(reason));
+        }
+    }
+}
+
+/// Closes a session whose packet still waits for attachments after `timeout` (the task is
+/// aborted when the packet completes).
+async fn attachment_deadline(client: Weak<Client>, timeout: Duration) {
+    tokio::time::sleep(timeout).await;
+    if let Some(client) = client.upgrade() {
+        if client.partial.borrow().is_some() {
+            client.protocol_error(&format_args!("attachments still missing after {timeout:?}"));
         }
     }
 }

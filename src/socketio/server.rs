@@ -148,6 +148,91 @@ mod tests {
             .await;
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn pending_attachments_are_bounded_in_namespace_bytes_and_time() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let mut server = Server::new(SocketIoConfig {
+                    max_attachment_bytes: 100,
+                    ..SocketIoConfig::default()
+                });
+                server.add_namespace("/", |hub| Rc::new(Quiet(hub)));
+                let config = EngineConfig {
+                    ping_interval: Duration::from_secs(3600),
+                    ..EngineConfig::default()
+                };
+                let engine = Engine::new(config, Rc::new(server));
+                let header = "52-[\"bin\",{\"_placeholder\":true,\"num\":0},\
+                              {\"_placeholder\":true,\"num\":1}]";
+                let binary = |len| engineio::packet::Packet::Binary(Bytes::from(vec![7u8; len]));
+
+                // Before CONNECT, a session may not make the server hold attachments.
+                let early = engine.open(TransportKind::WebSocket);
+                engine.receive(&early, engineio::packet::Packet::Message(header));
+                assert_eq!(early.close_reason(), Some(CloseReason::Forced));
+
+                // Joined: the text and the attachments together stay under the limit.
+                let (large, _) = join(&engine, "");
+                engine.receive(&large, engineio::packet::Packet::Message(header));
+                engine.receive(&large, binary(10));
+                assert!(!large.is_closed());
+                engine.receive(&large, binary(100 - header.len()));
+                assert_eq!(large.close_reason(), Some(CloseReason::Forced));
+
+                // The last attachment must come within the attachment timeout.
+                let (slow, _) = join(&engine, "");
+                engine.receive(&slow, engineio::packet::Packet::Message(header));
+                engine.receive(&slow, binary(1));
+                tokio::time::sleep(Duration::from_millis(9_999)).await;
+                assert!(!slow.is_closed());
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                assert_eq!(slow.close_reason(), Some(CloseReason::Forced));
+
+                // A packet completed in time keeps its session open past the deadline.
+                let (prompt, _) = join(&engine, "");
+                engine.receive(&prompt, engineio::packet::Packet::Message(header));
+                engine.receive(&prompt, binary(1));
+                engine.receive(&prompt, binary(1));
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                assert!(!prompt.is_closed());
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_session_is_closed_after_three_refused_connects() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                struct Closed;
+                impl NamespaceHandler for Closed {
+                    type Data = ();
+                    fn admit(&self, _: &str) -> Result<(), Refusal> {
+                        Err(Refusal::new("no"))
+                    }
+                    fn on_connect(self: &Rc<Self>, _: &Rc<Socket<()>>, _: &str) {}
+                    fn on_event(self: &Rc<Self>, _: &Rc<Socket<()>>, _: Event<'_>) {}
+                }
+                let mut server = Server::new(SocketIoConfig::default());
+                server.add_namespace("/", |_| Rc::new(Closed));
+                let engine = Engine::new(EngineConfig::default(), Rc::new(server));
+                let session = engine.open(TransportKind::WebSocket);
+                packets(&session);
+                for attempt in 1..=3 {
+                    assert!(!session.is_closed(), "closed before attempt {attempt}");
+                    engine.receive(&session, engineio::packet::Packet::Message("0"));
+                }
+                assert_eq!(session.close_reason(), Some(CloseReason::Forced));
+                let refusals = packets(&session)
+                    .iter()
+                    .filter(|p| matches!(p, EncodedPacket::Text(t) if t.starts_with("44{")))
+                    .count();
+                assert_eq!(refusals, 3, "every attempt is answered before the close");
+            })
+            .await;
+    }
+
     /// A session joined to `/` with `auth`; returns it with the CONNECT reply's JSON.
     fn join(engine: &Rc<Engine>, auth: &str) -> (Rc<Session>, String) {
         let session = engine.open(TransportKind::WebSocket);

@@ -13,15 +13,20 @@ mod websocket;
 pub mod ws_codec;
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::engineio::{Engine, TransportKind};
+use crate::logger::{Throttle, untrusted};
 pub use body::{Body, response};
 pub use error::EngineError;
 pub use query::{Query, parse_query};
+
+/// Refused requests: a client can cause one per request, so their lines are rationed.
+static REFUSED: Throttle = Throttle::new(20, Duration::from_secs(60));
 
 /// Answers one request to an Engine.IO endpoint.
 pub async fn handle(engine: &Rc<Engine>, request: Request<Incoming>) -> Response<Body> {
@@ -30,7 +35,13 @@ pub async fn handle(engine: &Rc<Engine>, request: Request<Incoming>) -> Response
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let verdict = origin::check(origin, host, &engine.config().allowed_origins);
     if !verdict.is_allowed() {
-        log::info!("refused a request from origin {}", origin.unwrap_or("?"));
+        REFUSED.log(
+            log::Level::Info,
+            format_args!(
+                "refused a request from origin {}",
+                untrusted(origin.unwrap_or("?"))
+            ),
+        );
         return EngineError::Forbidden.response();
     }
     // Only origins listed with --allow-origin get CORS headers; the gateway's own page needs
@@ -97,7 +108,10 @@ async fn dispatch(engine: &Rc<Engine>, request: Request<Incoming>) -> Response<B
             }
             let limit = engine.config().max_sessions;
             if engine.len() >= limit {
-                log::warn!("refused a new client: {limit} sessions open (--max-clients)");
+                REFUSED.log(
+                    log::Level::Warn,
+                    format_args!("refused a new client: {limit} sessions open (--max-clients)"),
+                );
                 return response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain; charset=utf-8",

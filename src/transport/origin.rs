@@ -35,6 +35,11 @@ pub fn check(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> Ve
             return Verdict::SameHost;
         }
     }
+    // `null` is the origin of sandboxed frames, `file:` pages and redirects: anything may
+    // claim it, so it is never allowed, not even by `*` or by name.
+    if origin.eq_ignore_ascii_case("null") || !origin.contains("://") {
+        return Verdict::Forbidden;
+    }
     let listed = allowed
         .iter()
         .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin));
@@ -119,6 +124,12 @@ mod tests {
             check(Some("http://x"), Some("y"), &["*".to_owned()]),
             Verdict::Allowed
         );
+        for anything in [&["*".to_owned()][..], &["null".to_owned()][..]] {
+            assert_eq!(
+                check(Some("null"), Some("pi.local:3000"), anything),
+                Verdict::Forbidden
+            );
+        }
         assert_eq!(
             check(Some("http://x/path"), Some("x"), none),
             Verdict::Forbidden

@@ -10,6 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -25,6 +26,7 @@ use super::io::HyperIo;
 use super::ws_codec::{self, Decoded, Decoder, Inbound, MAX_SERVER_HEADER, Opcode, WsError};
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::{CloseReason, EncodedPacket, Engine, Session, TransportKind};
+use crate::logger::Throttle;
 
 /// True when the request asks for a WebSocket (`Upgrade: websocket`).
 pub fn is_upgrade_request(request: &Request<Incoming>) -> bool {
@@ -553,6 +555,9 @@ async fn run(engine: &Engine, mut conn: Driver, session: &Rc<Session>) {
     }
 }
 
+/// Connections closed for breaking the protocol: one line each, rationed.
+static PROTOCOL_ERRORS: Throttle = Throttle::new(20, Duration::from_secs(60));
+
 /// Ends a connection for `end`: tells the client why when it broke the protocol, and closes
 /// the session.
 fn finish(conn: Driver, session: &Rc<Session>, end: End) {
@@ -562,7 +567,10 @@ fn finish(conn: Driver, session: &Rc<Session>, end: End) {
             session.close(CloseReason::TransportClose);
         }
         End::Protocol(error) => {
-            log::info!("session {}: {error}", session.sid());
+            PROTOCOL_ERRORS.log(
+                log::Level::Info,
+                format_args!("session {}: {error}", session.sid()),
+            );
             conn.close_now(error.close_code());
             session.close(CloseReason::TransportError);
         }

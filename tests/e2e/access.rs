@@ -97,3 +97,52 @@ fn foreign_origins_are_refused_unless_listed() {
     );
     assert!(gateway.wait_log("refused a request from origin http://evil.example"));
 }
+
+#[test]
+fn guessing_the_token_costs_a_new_session_every_three_tries() {
+    let gateway = Gateway::start("token-guessing", &["--token", "s3cret"]);
+    let mut ws = common::open_ws(&gateway, "");
+    read_text(&mut ws);
+    let mut answered = 0;
+    for n in 0..200 {
+        if ws
+            .send(Message::text(format!("40{{\"token\":\"guess{n}\"}}")))
+            .is_err()
+        {
+            break;
+        }
+    }
+    // Three refusals, then the session is closed: 197 guesses were never tried.
+    loop {
+        match ws.read() {
+            Ok(Message::Text(text)) if text.starts_with("44") => answered += 1,
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    assert_eq!(answered, 3);
+    // One line at info for the first refusal; the rest at debug only.
+    let log = gateway.log();
+    let info = log
+        .lines()
+        .filter(|l| l.starts_with("INFO") && l.contains("access token"))
+        .count();
+    assert_eq!(info, 1, "{log}");
+    assert!(gateway.wait_log("closing after 3 refused CONNECTs"));
+}
+
+#[test]
+fn a_null_origin_is_never_allowed() {
+    let gateway = Gateway::start("null-origin", &["--allow-origin", "*"]);
+    let handshake = |origin: &str| http(&gateway.addr, "GET", POLLING, &[("Origin", origin)], b"");
+    let listed = handshake("http://laptop.local:8080");
+    assert_eq!(listed.status, 200);
+    assert_eq!(
+        listed.header("access-control-allow-origin"),
+        Some("http://laptop.local:8080")
+    );
+    // Sandboxed frames and file: pages send `null`: anything can, so `*` does not cover it.
+    let null = handshake("null");
+    assert_eq!(null.status, 403);
+    assert_eq!(null.header("access-control-allow-origin"), None);
+}

@@ -293,3 +293,55 @@ fn huge_request_heads_and_body_lengths_are_refused() {
     }
     bystander.still_chats(&gateway);
 }
+
+#[test]
+fn client_text_cannot_forge_log_lines() {
+    let gateway = Gateway::start("log-forging", &[]);
+    let (mut ws, _) = socketio_ws(&gateway, "{}");
+    // An event name with a newline and a journald priority prefix, then a long one.
+    ws.send(Message::text(
+        "421[\"x\\n<3>FORGED emberchat: database lost\",1]",
+    ))
+    .unwrap();
+    let long = "n".repeat(100_000);
+    ws.send(Message::text(format!("422[\"{long}\",1]")))
+        .unwrap();
+    let mut acks = 0;
+    while acks < 2 {
+        if read_text(&mut ws).starts_with("43") {
+            acks += 1;
+        }
+    }
+    assert!(gateway.wait_log("FORGED"));
+    let log = gateway.log();
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("<3>") || l.starts_with("FORGED")),
+        "{log}"
+    );
+    assert!(log.contains(r#"refused "x\n<3>FORGED"#), "{log}");
+    // The long name is cut: no line carries it whole.
+    assert!(log.lines().all(|l| l.len() < 1000), "{log}");
+    assert!(log.contains("... (100000 bytes)"), "{log}");
+}
+
+#[test]
+fn refusals_a_client_can_repeat_are_rationed_in_the_log() {
+    let gateway = Gateway::start("log-flood", &[]);
+    let (mut ws, _) = socketio_ws(&gateway, "{}");
+    for n in 0..500 {
+        ws.send(Message::text(format!("42{n}[\"nope\"]"))).unwrap();
+    }
+    let mut acks = 0;
+    while acks < 500 {
+        if read_text(&mut ws).starts_with("43") {
+            acks += 1;
+        }
+    }
+    let log = gateway.log();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("refused \"nope\""))
+        .count();
+    assert_eq!(lines, 20, "{log}");
+}

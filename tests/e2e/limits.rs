@@ -110,20 +110,8 @@ fn handshakes_beyond_max_clients_get_503() {
 
 /// Raises this process's open-file limit (and so the gateway's, which inherits it) to what
 /// a thousand clients on each side need.
-fn raise_file_limit(wanted: libc::rlim_t) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into, and setrlimit reads, a properly initialised rlimit of
-    // libc's own layout for this target.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        if limit.rlim_cur < wanted {
-            limit.rlim_cur = wanted.min(limit.rlim_max);
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-        }
-    }
+fn raise_file_limit(wanted: u64) {
+    emberchat::fdlimit::raise_to(wanted).unwrap();
 }
 
 #[test]
@@ -366,4 +354,125 @@ fn request_heads_are_bounded_in_size_and_time() {
         "connection closed after {waited:?}"
     );
     assert!(rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"));
+}
+
+#[test]
+fn a_numeric_client_offset_is_held_to_the_offset_limit() {
+    let gateway = Gateway::start("numeric-offset", &[]);
+    let (mut ws, _) = socketio_ws(&gateway, "{}");
+    // 990,000 digits were once stored as a client offset, in a UNIQUE index.
+    let digits = "9".repeat(990_000);
+    ws.send(Message::text(format!(
+        "421[\"chat message\",\"x\",{digits}]"
+    )))
+    .unwrap();
+    ws.send(Message::text("422[\"chat message\",\"y\",12345]"))
+        .unwrap();
+    let mut acks = Vec::new();
+    while acks.len() < 2 {
+        let text = read_text(&mut ws);
+        if text.starts_with("43") {
+            acks.push(text);
+        }
+    }
+    assert_eq!(
+        acks,
+        ["431[{\"error\":\"client offset too long\"}]", "432[]"]
+    );
+    assert_eq!(metric(&gateway, "emberchat_messages_stored_total"), 1);
+}
+
+/// A binary event's header announcing `count` attachments.
+fn binary_header(count: usize) -> String {
+    let placeholders: Vec<String> = (0..count)
+        .map(|n| format!("{{\"_placeholder\":true,\"num\":{n}}}"))
+        .collect();
+    format!("45{count}-[\"upload\",{}]", placeholders.join(","))
+}
+
+/// Whether the server closes `ws` (a close frame or the end of the stream) within 10 s.
+fn closed_soon(ws: &mut common::Ws) -> bool {
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    loop {
+        match ws.read() {
+            Ok(Message::Close(_)) => return true,
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn unfinished_attachments_cannot_pin_memory() {
+    let gateway = Gateway::start("attachments", &[]);
+    let rss_before = status_kib(&gateway, "VmRSS");
+    let chunk = vec![7u8; 999_000];
+
+    // Before CONNECT: the announcement alone closes the session, even without --token.
+    let mut early = open_ws(&gateway, "");
+    read_text(&mut early);
+    early.send(Message::text(binary_header(10))).unwrap();
+    let _ = early.send(Message::binary(chunk.clone()));
+    assert!(
+        closed_soon(&mut early),
+        "attachments before CONNECT were taken"
+    );
+
+    // Joined: 10 announced, 999 KB each; past --max-payload (1 MB) in all, the session ends.
+    let mut attackers = Vec::new();
+    for _ in 0..10 {
+        let (mut ws, _) = socketio_ws(&gateway, "{}");
+        ws.send(Message::text(binary_header(10))).unwrap();
+        for _ in 0..9 {
+            if ws.send(Message::binary(chunk.clone())).is_err() {
+                break;
+            }
+        }
+        attackers.push(ws);
+    }
+    for ws in &mut attackers {
+        assert!(closed_soon(ws), "a packet over the payload limit was held");
+    }
+    // Was +87 MB for these ten (all nine chunks held each until the connect timeout).
+    let growth_kib = status_kib(&gateway, "VmHWM").saturating_sub(rss_before);
+    // About 3.5 MB now: one chunk per session at a time, and the frames being read.
+    assert!(growth_kib < 8 * 1024, "peak RSS grew by {growth_kib} KiB");
+}
+
+#[test]
+fn a_packet_whose_attachments_stop_coming_is_dropped() {
+    let gateway = Gateway::start("attachment-deadline", &[]);
+    let (mut ws, _) = socketio_ws(&gateway, "{}");
+    ws.send(Message::text(binary_header(2))).unwrap();
+    ws.send(Message::binary(vec![1u8; 1000])).unwrap();
+    // The second never comes: the session is closed at the 10 s deadline, not held on.
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        match ws.read() {
+            Ok(Message::Text(text)) if text.as_str() == "2" => {
+                ws.send(Message::text("3")).unwrap();
+            }
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(8) && waited < Duration::from_secs(19),
+        "closed after {waited:?}"
+    );
+    assert!(gateway.wait_log("attachments still missing"));
 }

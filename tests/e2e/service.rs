@@ -244,3 +244,73 @@ fn logs_with_journald_priorities_under_systemd() {
         "{log}"
     );
 }
+
+/// `emberchat` with its open-file limit set to `soft`/`hard` before it starts.
+fn with_file_limit(soft: u64, hard: Option<u64>) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(BIN);
+    // SAFETY: between fork and exec only getrlimit and setrlimit run, both async-signal-safe,
+    // on stack values; no allocation or lock is touched.
+    unsafe {
+        command.pre_exec(move || {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            limit.rlim_cur = soft as libc::rlim_t;
+            if let Some(hard) = hard {
+                limit.rlim_max = hard as libc::rlim_t;
+            }
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
+/// The soft and hard "Max open files" of a process (`self` or a pid).
+fn open_file_limits(process: &str) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{process}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut numbers = line
+        .split_whitespace()
+        .skip(3)
+        .map(|n| n.parse().unwrap_or(u64::MAX));
+    (numbers.next().unwrap(), numbers.next().unwrap())
+}
+
+#[test]
+fn the_open_file_limit_is_fitted_to_max_clients_or_warned_about() {
+    // A soft limit of 256 under a generous hard one: raised as far as --max-clients needs.
+    let dir = scratch_dir("fd-limit-raised");
+    let gateway = Gateway::start_command(
+        with_file_limit(256, None),
+        dir.clone(),
+        &dir.join("chat.db"),
+        &["--max-clients", "1000"],
+    );
+    let (_, hard) = open_file_limits("self");
+    let (soft, _) = open_file_limits(&gateway.pid().to_string());
+    assert_eq!(soft, hard.min(2064));
+    assert!(!gateway.log().contains("open files allowed"));
+    drop(gateway);
+
+    // A hard limit of 256: a warning that says what to do.
+    let dir = scratch_dir("fd-limit-low");
+    let gateway = Gateway::start_command(
+        with_file_limit(256, Some(256)),
+        dir.clone(),
+        &dir.join("chat.db"),
+        &[],
+    );
+    assert!(gateway.wait_log("only 256 open files allowed"));
+    assert!(gateway.log().contains("LimitNOFILE"));
+}
