@@ -95,7 +95,7 @@ fn foreign_origins_are_refused_unless_listed() {
             .unwrap()
             .contains("POST")
     );
-    assert!(gateway.wait_log("refused a request from origin http://evil.example"));
+    assert!(gateway.wait_log("refused a request from origin \"http://evil.example\""));
 }
 
 #[test]
