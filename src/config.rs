@@ -172,6 +172,8 @@ Options (each also read from the environment variable shown):
                              [EMBERCHAT_MAX_QUEUE_PACKETS] (default 4096)
   --max-queue-bytes BYTES    bytes queued for one client before it is disconnected
                              [EMBERCHAT_MAX_QUEUE_BYTES] (default 1048576)
+  --replay-memory BYTES      memory all replays of missed messages may hold at once; more
+                             replays wait their turn [EMBERCHAT_REPLAY_MEMORY] (default 8388608)
   --recovery-window MS       connection state recovery window, 0 = off
                              [EMBERCHAT_RECOVERY_WINDOW] (default 120000)
   --log-level LEVEL          error, warn, info, debug or trace [EMBERCHAT_LOG_LEVEL] (default info)
@@ -198,6 +200,7 @@ const OPTIONS: &[(&str, &str)] = &[
     ("allow-origin", "EMBERCHAT_ALLOW_ORIGIN"),
     ("token", "EMBERCHAT_TOKEN"),
     ("max-message-rate", "EMBERCHAT_MAX_MESSAGE_RATE"),
+    ("replay-memory", "EMBERCHAT_REPLAY_MEMORY"),
     ("max-queue-bytes", "EMBERCHAT_MAX_QUEUE_BYTES"),
     ("log-level", "EMBERCHAT_LOG_LEVEL"),
 ];
@@ -282,6 +285,7 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), BadValue> {
         "header-timeout" => config.http.header_timeout = millis(value)?,
         "max-message-bytes" => config.chat.max_message_bytes = number(value)?,
         "max-queue-packets" => config.engine.max_queue_packets = number(value)?,
+        "replay-memory" => config.chat.replay_memory = number(value)?,
         "max-clients" => config.engine.max_sessions = number(value)?,
         "max-message-rate" => {
             config.chat.max_message_rate = value
@@ -350,6 +354,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ("max-queue-packets", config.engine.max_queue_packets as u128),
         ("max-queue-bytes", config.engine.max_queue_bytes as u128),
         ("max-clients", config.engine.max_sessions as u128),
+        ("replay-memory", config.chat.replay_memory as u128),
     ];
     for (flag, value) in positive {
         if value == 0 {

@@ -137,6 +137,12 @@ impl Status for GatewayStatus {
             self.chat.metrics().replays_in_progress().to_string(),
         );
         metric(
+            "emberchat_replay_memory_reserved_bytes",
+            "gauge",
+            "Bytes of the replay memory (--replay-memory) reserved for pages now.",
+            self.chat.replay_memory_reserved().to_string(),
+        );
+        metric(
             "emberchat_queue_overflows_total",
             "counter",
             "Clients disconnected because they fell too far behind, since start.",

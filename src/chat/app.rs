@@ -15,9 +15,10 @@ use super::message::{self, CHAT_EVENT, Limits};
 use super::message_log::MessageLog;
 use super::metrics::ChatMetrics;
 use super::rate::SendBudget;
+use super::replay_memory::ReplayMemory;
 use crate::logger::{Tally, Throttle, untrusted};
 use crate::socketio::{DisconnectReason, Event, Hub, NamespaceHandler, Refusal, Socket};
-use crate::store::{Committed, Store, StoreError};
+use crate::store::{Committed, PageLimit, Store, StoreError};
 
 /// The chat application.
 pub struct Chat {
@@ -26,12 +27,19 @@ pub struct Chat {
     messages: Rc<MessageLog>,
     commits: Commits,
     metrics: Rc<ChatMetrics>,
+    replay_memory: Rc<ReplayMemory>,
 }
 
 impl Chat {
     /// The chat over `store`, broadcasting to the sockets of `hub`.
     pub fn new(config: ChatConfig, store: Store, hub: Rc<Hub<ChatSocket>>) -> Rc<Chat> {
+        let replay_memory = Rc::new(ReplayMemory::new(
+            config.replay_memory,
+            replay_page(&config),
+            config.max_message_bytes,
+        ));
         Rc::new(Chat {
+            replay_memory,
             config,
             hub,
             messages: Rc::new(MessageLog::new(store)),
@@ -70,6 +78,11 @@ impl Chat {
 
     pub fn metrics(&self) -> &ChatMetrics {
         &self.metrics
+    }
+
+    /// Bytes reserved for replay pages now.
+    pub fn replay_memory_reserved(&self) -> usize {
+        self.replay_memory.reserved()
     }
 
     /// Sockets connected to the chat.
@@ -156,12 +169,13 @@ impl NamespaceHandler for Chat {
         }
         socket.hold_broadcasts();
         let settings = ReplaySettings {
-            page: self.config.replay_page,
+            page: replay_page(&self.config),
             recovery_offsets: self.config.recovery_offsets,
         };
         tokio::task::spawn_local(history::replay(
             self.messages.clone(),
             self.metrics.clone(),
+            self.replay_memory.clone(),
             socket.clone(),
             after,
             settings,
@@ -185,6 +199,13 @@ static REFUSED_TOKENS: Tally = Tally::new(
     "clients refused for a missing or wrong access token",
     Duration::from_secs(60),
 );
+
+fn replay_page(config: &ChatConfig) -> PageLimit {
+    PageLimit {
+        rows: config.replay_page,
+        bytes: config.replay_page_bytes,
+    }
+}
 
 /// Refused events: a client can send thousands a second, so their lines are rationed.
 static REFUSED_EVENTS: Throttle = Throttle::new(20, Duration::from_secs(60));

@@ -12,6 +12,11 @@ pub struct ChatConfig {
     pub recovery_offsets: bool,
     /// Rows read from SQLite per replay step. Default 1024.
     pub replay_page: usize,
+    /// Bytes of messages read per replay step, at most (plus one message). Default 128 KiB.
+    pub replay_page_bytes: usize,
+    /// Bytes all replays together may hold in pages read from SQLite; a replay waits for its
+    /// turn beyond that. Default 8 MiB.
+    pub replay_memory: usize,
     /// Chat messages one client may send per second (on average; twice that in a burst);
     /// more get an error ack. 0 turns the limit off. Default 20.
     pub max_message_rate: u32,
@@ -27,6 +32,8 @@ impl Default for ChatConfig {
             max_client_offset_bytes: 128,
             recovery_offsets: true,
             replay_page: 1024,
+            replay_page_bytes: 128 * 1024,
+            replay_memory: 8 * 1024 * 1024,
             token: None,
             max_message_rate: 20,
         }

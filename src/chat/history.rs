@@ -9,8 +9,10 @@ use super::member::ChatSocket;
 use super::message::{self, CHAT_EVENT};
 use super::message_log::MessageLog;
 use super::metrics::ChatMetrics;
+use super::replay_memory::{ReplayMemory, Reservation};
 use crate::json::{self, Kind};
 use crate::socketio::Socket;
+use crate::store::{PageLimit, PageRequest, Row, StoreError};
 
 /// Pause before retrying a replay read that failed.
 const REPLAY_RETRY: Duration = Duration::from_millis(500);
@@ -35,10 +37,27 @@ pub fn server_offset(auth: &str) -> i64 {
 /// How replay reads and sends.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplaySettings {
-    /// Rows per read.
-    pub page: usize,
+    /// What one read from the store may return.
+    pub page: PageLimit,
     /// Append the recovery offset to each message.
     pub recovery_offsets: bool,
+}
+
+/// How long a replay holds its page for a client that reads nothing before letting go of it
+/// (to read it again once the client catches up). A client that reads at any pace never
+/// waits this long for room: parts are small beside its queue.
+const STALLED: Duration = Duration::from_secs(1);
+
+/// A page read from the store, with its share of the replay memory.
+struct Page {
+    rows: Vec<Row>,
+    _reserved: Reservation,
+}
+
+/// A page read ahead, on its way from the store.
+struct Pending {
+    request: PageRequest,
+    reserved: Reservation,
 }
 
 /// Sends `socket` every stored message after `cursor`, page by page, as fast as the client
@@ -46,18 +65,23 @@ pub struct ReplaySettings {
 /// socket meanwhile; the seam is exact because broadcasts are numbered by row id: the
 /// replay ends only once it has read up to the last broadcast id, and a broadcast that the
 /// replay already sent (read just after its commit) is skipped by number.
+///
+/// Memory: a page is read only with a share of `memory` reserved for it, and the next one
+/// is read ahead (when there is memory to spare) only while the client reads this one. A
+/// client that stops reading keeps no page: after [`STALLED`] the replay lets go of what it
+/// holds and reads it again from the last message queued when the client has room.
 pub async fn replay(
     messages: Rc<MessageLog>,
     metrics: Rc<ChatMetrics>,
+    memory: Rc<ReplayMemory>,
     socket: Rc<Socket<ChatSocket>>,
     mut cursor: i64,
     settings: ReplaySettings,
 ) {
     let _running = metrics.replay_started();
-    let page = settings.page;
-    // The next page is read while this one is sent: at most two pages are in memory, and the
-    // store and the socket work at the same time.
-    let mut prefetched = None;
+    // Parts of at most a quarter page, so that the client reads one while the next is queued.
+    let part_packets = settings.page.rows / 4;
+    let mut ahead: Option<Pending> = None;
     loop {
         if !socket.is_connected() {
             break;
@@ -66,16 +90,22 @@ pub async fn replay(
             socket.go_live(cursor);
             break;
         }
-        let request = match prefetched.take() {
-            Some(request) => Ok(request),
-            None => messages.request_page(cursor, page),
+        let page = match ahead.take() {
+            Some(pending) => pending.rows().await,
+            None => {
+                // Nothing is held while waiting for a client to read.
+                if socket.backlog_room(part_packets).await.is_none() {
+                    break;
+                }
+                let reserved = memory.reserve().await;
+                match messages.request_page(cursor, settings.page) {
+                    Ok(request) => Pending { request, reserved }.rows().await,
+                    Err(_) => break,
+                }
+            }
         };
-        let rows = match request {
-            Ok(request) => request.rows().await,
-            Err(_) => break,
-        };
-        let rows = match rows {
-            Ok(rows) => rows,
+        let page = match page {
+            Ok(page) => page,
             Err(error) => {
                 // A locked or failing database: try again shortly, the client waits.
                 log::warn!(
@@ -89,21 +119,23 @@ pub async fn replay(
         if !socket.is_connected() {
             break;
         }
-        let Some(last) = rows.last() else {
+        if page.rows.is_empty() {
             // Rows up to the last broadcast were removed behind our back: nothing to send.
             socket.go_live(cursor);
             break;
-        };
-        cursor = last.id;
-        if cursor < messages.last_broadcast() {
-            prefetched = messages.request_page(cursor, page).ok();
         }
-        // The page goes out in parts of at most a quarter page, each once the client has read
-        // enough of the previous ones (the socket layer sizes the parts to its queue).
-        let mut rows = rows.iter().peekable();
+        let mut rows = page.rows.iter().peekable();
         while rows.peek().is_some() {
-            let Some(room) = socket.backlog_room(page / 4).await else {
-                break;
+            let room = match tokio::time::timeout(STALLED, socket.backlog_room(part_packets)).await
+            {
+                Ok(Some(room)) => room,
+                Ok(None) => return,
+                // The client stopped reading: drop the page (and anything read ahead) and
+                // read from here again when it has room.
+                Err(_) => {
+                    ahead = None;
+                    break;
+                }
             };
             let mut batch = socket.event_batch(CHAT_EVENT, room);
             while let Some(row) =
@@ -112,9 +144,29 @@ pub async fn replay(
                 batch.push(|args| {
                     message::write_args(args, &row.content, row.id, settings.recovery_offsets)
                 });
+                cursor = row.id;
             }
             socket.send_batch(batch);
+            // The client is reading: read the next page while this one goes out, memory
+            // permitting.
+            let last_of_page = page.rows.last().map_or(cursor, |row| row.id);
+            if ahead.is_none() && last_of_page < messages.last_broadcast() {
+                ahead = memory.try_reserve().and_then(|reserved| {
+                    let request = messages.request_page(last_of_page, settings.page).ok()?;
+                    Some(Pending { request, reserved })
+                });
+            }
         }
+    }
+}
+
+impl Pending {
+    async fn rows(self) -> Result<Page, StoreError> {
+        let rows = self.request.rows().await?;
+        Ok(Page {
+            rows,
+            _reserved: self.reserved,
+        })
     }
 }
 

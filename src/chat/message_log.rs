@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 
-use crate::store::{Insert, PageRequest, Store, StoreError};
+use crate::store::{Insert, PageLimit, PageRequest, Store, StoreError};
 
 /// The store as the chat uses it, closed once at shutdown.
 pub struct MessageLog {
@@ -39,8 +39,8 @@ impl MessageLog {
         }
     }
 
-    /// Asks for up to `limit` messages after `after`.
-    pub fn request_page(&self, after: i64, limit: usize) -> Result<PageRequest, StoreError> {
+    /// Asks for the messages after `after`, within `limit`.
+    pub fn request_page(&self, after: i64, limit: PageLimit) -> Result<PageRequest, StoreError> {
         match self.store.borrow().as_ref() {
             Some(store) => store.request_page(after, limit),
             None => Err(StoreError::Stopped),

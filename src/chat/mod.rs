@@ -5,7 +5,8 @@
 //! - `message`: what a client may send, and what every client receives.
 //! - `auth`, `rate`: who may join, and how fast each may send; `member`: per-socket state.
 //! - `message_log`: the store as the chat uses it; `commits`: broadcast and ack as commits land.
-//! - `history`: where a joining client's history starts, and its paced replay.
+//! - `history`: where a joining client's history starts, and its paced replay, within the
+//!   `replay_memory` all replays share.
 //! - `metrics`, `config`.
 
 mod app;
@@ -18,6 +19,7 @@ mod message;
 mod message_log;
 mod metrics;
 mod rate;
+mod replay_memory;
 
 pub use app::Chat;
 pub use config::ChatConfig;

@@ -7,7 +7,7 @@ use rusqlite::{Connection as SqlConnection, params};
 
 use super::error::StoreError;
 use super::file::FileIdentity;
-use super::model::{Committed, Insert, Outcome, Row};
+use super::model::{Committed, Insert, Outcome, PageLimit, Row};
 
 /// Writes `inserts` in one transaction. On any failure the transaction is rolled back and
 /// every insert of it is reported failed, so nothing is acked that is not on disk.
@@ -76,21 +76,31 @@ fn try_write_batch(
     Ok(ids)
 }
 
-/// Up to `limit` messages with `id > after`, in id order.
+/// Messages with `id > after`, in id order, within `limit`.
 pub fn read_page(
     connection: &SqlConnection,
     after: i64,
-    limit: usize,
+    limit: PageLimit,
 ) -> Result<Vec<Row>, rusqlite::Error> {
     let mut statement = connection
         .prepare_cached("SELECT id, content FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2")?;
-    let rows = statement.query_map(params![after, limit as i64], |row| {
+    let rows = statement.query_map(params![after, limit.rows as i64], |row| {
         Ok(Row {
             id: row.get(0)?,
             content: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
         })
     })?;
-    rows.collect()
+    let mut page = Vec::new();
+    let mut bytes = 0;
+    for row in rows {
+        let row = row?;
+        bytes += row.size();
+        page.push(row);
+        if bytes >= limit.bytes {
+            break;
+        }
+    }
+    Ok(page)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use tokio::sync::mpsc as async_mpsc;
 use tokio::sync::oneshot;
 
 use super::error::{OpenError, StoreError};
-use super::model::{Committed, Insert, Row, StoreConfig};
+use super::model::{Committed, Insert, PageLimit, Row, StoreConfig};
 use super::schema::open_connection;
 use super::writer::{Command, writer};
 
@@ -76,10 +76,10 @@ impl Store {
         self.last_id_at_open
     }
 
-    /// Asks for up to `limit` rows with `id > after`, in id order. The read runs on the store
+    /// Asks for the rows with `id > after`, in id order, within `limit`. The read runs on the store
     /// thread after the inserts queued before it; await [`PageRequest::rows`] for the answer
     /// (the request does not borrow the store).
-    pub fn request_page(&self, after: i64, limit: usize) -> Result<PageRequest, StoreError> {
+    pub fn request_page(&self, after: i64, limit: PageLimit) -> Result<PageRequest, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .as_ref()

@@ -22,4 +22,4 @@ mod writer;
 
 pub use error::{OpenError, StoreError};
 pub use handle::{PageRequest, Store};
-pub use model::{Committed, Insert, Outcome, StoreConfig, Synchronous};
+pub use model::{Committed, Insert, Outcome, PageLimit, Row, StoreConfig, Synchronous};

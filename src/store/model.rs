@@ -76,3 +76,21 @@ pub struct Row {
     pub id: i64,
     pub content: String,
 }
+
+impl Row {
+    /// Memory a row holds beyond its content: the id, the `String`, the allocator's header.
+    pub const OVERHEAD: usize = 48;
+
+    /// Memory the row holds, about.
+    pub fn size(&self) -> usize {
+        self.content.len() + Row::OVERHEAD
+    }
+}
+
+/// How much one page read may return: up to `rows` rows, and no more once their
+/// [`Row::size`]s reach `bytes` (so a page is at most `bytes` plus one row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimit {
+    pub rows: usize,
+    pub bytes: usize,
+}

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use super::batch::{read_page, write_batch};
 use super::error::StoreError;
 use super::file::FileIdentity;
-use super::model::{Committed, Insert, Row, StoreConfig};
+use super::model::{Committed, Insert, PageLimit, Row, StoreConfig};
 
 pub type PageReply = oneshot::Sender<Result<Vec<Row>, StoreError>>;
 
@@ -20,10 +20,10 @@ pub enum Command {
     Insert(Insert),
     /// Answers once the database can be read.
     Check(oneshot::Sender<Result<(), StoreError>>),
-    /// Up to `limit` rows with `id > after`, in id order.
+    /// Rows with `id > after`, in id order, within `limit`.
     Page {
         after: i64,
-        limit: usize,
+        limit: PageLimit,
         reply: PageReply,
     },
 }
@@ -33,7 +33,7 @@ pub enum Command {
 struct Round {
     inserts: Vec<Insert>,
     checks: Vec<oneshot::Sender<Result<(), StoreError>>>,
-    pages: Vec<(i64, usize, PageReply)>,
+    pages: Vec<(i64, PageLimit, PageReply)>,
 }
 
 /// The store thread's state: the one connection and the file it must keep pointing at.
@@ -139,7 +139,7 @@ impl Writer {
             .map_err(StoreError::from)
     }
 
-    fn answer_pages(&self, pages: Vec<(i64, usize, PageReply)>) {
+    fn answer_pages(&self, pages: Vec<(i64, PageLimit, PageReply)>) {
         for (after, limit, reply) in pages {
             let rows = read_page(&self.connection, after, limit).map_err(StoreError::from);
             if let Err(error) = &rows {

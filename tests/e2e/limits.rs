@@ -476,3 +476,56 @@ fn a_packet_whose_attachments_stop_coming_is_dropped() {
     );
     assert!(gateway.wait_log("attachments still missing"));
 }
+
+/// A stopped gateway's database, filled with `rows` messages of `size` bytes.
+fn database_of(name: &str, rows: usize, size: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = common::scratch_dir(name);
+    let db = dir.join("chat.db");
+    // The gateway makes the schema; the rows go in directly, which is much faster.
+    assert_eq!(
+        Gateway::start_at(dir.clone(), &db, &[]).stop().code(),
+        Some(0)
+    );
+    let mut connection = rusqlite::Connection::open(&db).unwrap();
+    let transaction = connection.transaction().unwrap();
+    let content = "m".repeat(size);
+    for _ in 0..rows {
+        transaction
+            .execute("INSERT INTO messages (content) VALUES (?1)", [&content])
+            .unwrap();
+    }
+    transaction.commit().unwrap();
+    (dir, db)
+}
+
+#[test]
+fn clients_that_do_not_read_their_replay_cannot_pin_memory() {
+    // 2,000 messages of 16 KB: 32 MB of history. Ten clients that asked for all of it and
+    // read nothing once held 310 MB (1,024-row pages, and the next one read ahead).
+    let (dir, db) = database_of("replay-unread", 2000, 16 * 1024);
+    let gateway = Gateway::start_at(dir, &db, &[]);
+    let rss_before = status_kib(&gateway, "VmRSS");
+    let mut idle = Vec::new();
+    for _ in 0..10 {
+        let (ws, _) = socketio_ws(&gateway, "{\"serverOffset\":0}");
+        idle.push(ws);
+    }
+    // Past the stall time, every replay has let go of its pages.
+    thread::sleep(Duration::from_secs(3));
+    wait_metric(&gateway, "emberchat_replay_memory_reserved_bytes", 0);
+    assert_eq!(metric(&gateway, "emberchat_replays_in_progress"), 10);
+    let growth_kib = status_kib(&gateway, "VmHWM").saturating_sub(rss_before);
+    // About 4.8 MB now: each client's queued part and the page it held until it stalled.
+    assert!(growth_kib < 12 * 1024, "peak RSS grew by {growth_kib} KiB");
+
+    // When a client reads at last, it gets everything, in order, once.
+    let ws = &mut idle[0];
+    let mut next = 1;
+    while next <= 2000 {
+        let text = read_text(ws);
+        if let Some(id) = message_id(&text) {
+            assert_eq!(id, next, "replay out of order or repeated");
+            next += 1;
+        }
+    }
+}
