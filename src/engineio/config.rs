@@ -13,6 +13,9 @@ pub struct EngineConfig {
     pub upgrade_timeout: Duration,
     /// Largest polling body or WebSocket message accepted, in bytes. Default 1 MB.
     pub max_payload: usize,
+    /// How long a polling POST may take to send its body; a slower one is answered 408 and
+    /// its session closed. Default 10 s.
+    pub body_timeout: Duration,
     /// Offer the polling → WebSocket upgrade. Default true.
     pub allow_upgrades: bool,
     /// Most packets waiting for one client before it is disconnected. Default 4096.
@@ -33,6 +36,7 @@ impl Default for EngineConfig {
             ping_timeout: Duration::from_millis(20_000),
             upgrade_timeout: Duration::from_millis(10_000),
             max_payload: 1_000_000,
+            body_timeout: Duration::from_secs(10),
             allow_upgrades: true,
             max_queue_packets: 4096,
             max_queue_bytes: 1024 * 1024,

@@ -180,6 +180,16 @@ impl Session {
         }
     }
 
+    /// Completes once the session is closed, leaving the transport's wake-ups alone: for a
+    /// task beside the transport, such as a POST still reading its body.
+    pub async fn wait_closed(&self) {
+        while !self.is_closed() {
+            // Close wakes every waiter here (single-threaded: nothing closes the session
+            // between the check and the wait).
+            self.drain_wake.notified().await;
+        }
+    }
+
     /// The queue's limits.
     pub fn limits(&self) -> QueueLimits {
         self.limits

@@ -85,7 +85,22 @@ pub async fn post(
     }
     let _pending = PendingPost(session);
     let max_payload = engine.config().max_payload;
-    let body = match read_body(request.into_body(), max_payload).await {
+    let timeout = engine.config().body_timeout;
+    // The body is read only while the session lives, and only for so long: a client must not
+    // keep a buffer of up to max_payload open past its session, or trickle it for ever.
+    let read = tokio::select! {
+        read = tokio::time::timeout(timeout, read_body(request.into_body(), max_payload)) => read,
+        () = session.wait_closed() => return EngineError::UnknownSid.response(),
+    };
+    let Ok(read) = read else {
+        log::debug!(
+            "session {}: polling body not sent within {timeout:?}",
+            session.sid()
+        );
+        session.close(CloseReason::TransportError);
+        return body::response(StatusCode::REQUEST_TIMEOUT, CONTENT_TYPE, "");
+    };
+    let body = match read {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             log::debug!(

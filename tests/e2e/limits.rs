@@ -529,3 +529,75 @@ fn clients_that_do_not_read_their_replay_cannot_pin_memory() {
         }
     }
 }
+
+/// Starts a polling POST announcing `length` bytes and sends `sent` of them; returns the
+/// connection, left waiting for the rest.
+fn unfinished_post(
+    gateway: &Gateway,
+    sid: &str,
+    length: usize,
+    sent: usize,
+) -> std::net::TcpStream {
+    let mut stream = std::net::TcpStream::connect(&gateway.addr).unwrap();
+    let head = format!(
+        "POST {POLLING}&sid={sid} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\n\
+         Content-Length: {length}\r\n\r\n",
+        gateway.addr
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut body = b"4".to_vec();
+    body.resize(sent, b'x');
+    stream.write_all(&body).unwrap();
+    stream
+}
+
+/// The status code of the response on `stream`, waiting up to `wait`.
+fn status_within(stream: &mut std::net::TcpStream, wait: Duration) -> Option<u16> {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+#[test]
+fn a_slow_polling_post_ends_with_its_session() {
+    // Pings every 300 ms: a client that never GETs misses the pong and its session ends.
+    let gateway = Gateway::start(
+        "slow-post",
+        &["--ping-interval", "300", "--ping-timeout", "200"],
+    );
+    let rss_before = status_kib(&gateway, "VmRSS");
+    let mut posts: Vec<_> = (0..50)
+        .map(|_| {
+            let sid = connect_polling(&gateway);
+            unfinished_post(&gateway, &sid, 1_000_000, 500_000)
+        })
+        .collect();
+    // Each POST is answered (its session is gone) instead of holding 500 KB on.
+    for stream in &mut posts {
+        assert_eq!(status_within(stream, Duration::from_secs(10)), Some(400));
+    }
+    wait_metric(&gateway, "emberchat_sessions", 0);
+    // Was 54 MB still held with no session left.
+    let held_kib = status_kib(&gateway, "VmRSS").saturating_sub(rss_before);
+    assert!(held_kib < 8 * 1024, "{held_kib} KiB still held");
+}
+
+#[test]
+fn a_polling_body_must_arrive_within_ten_seconds() {
+    let gateway = Gateway::start("post-deadline", &[]);
+    let sid = connect_polling(&gateway);
+    let mut stream = unfinished_post(&gateway, &sid, 1000, 10);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        status_within(&mut stream, Duration::from_secs(20)),
+        Some(408)
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited > Duration::from_secs(8) && waited < Duration::from_secs(15),
+        "answered after {waited:?}"
+    );
+    // The session is closed too.
+    assert_eq!(get(&gateway, &format!("{POLLING}&sid={sid}")).status, 400);
+}
