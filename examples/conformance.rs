@@ -52,7 +52,7 @@ struct Conformance;
 impl NamespaceHandler for Conformance {
     type Data = ();
 
-    fn admit(&self, _auth: &str) -> Result<(), Refusal> {
+    fn admit(&self, _auth: &str, _peer: std::net::IpAddr) -> Result<(), Refusal> {
         Ok(())
     }
 

@@ -164,7 +164,7 @@ Options (each also read from the environment variable shown):
   --allow-origin ORIGIN      a browser origin besides this host that may connect, such as
                              http://laptop.local:8080 (repeat or comma-separate; * for any)
                              [EMBERCHAT_ALLOW_ORIGIN] (default none)
-  --max-message-rate N       chat messages per second per client, bursts of 2N; 0 = off
+  --max-message-rate N       chat messages per second per client address, bursts of 2N; 0 = off
                              [EMBERCHAT_MAX_MESSAGE_RATE] (default 20)
   --token TOKEN              shared access token clients must send as auth.token
                              [EMBERCHAT_TOKEN] (default none: anyone on the network may chat)

@@ -245,7 +245,8 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         tokio::task::spawn_local(async move {
-            let service = service_fn(move |request| {
+            let service = service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(transport::Peer(peer.ip()));
                 let router = router.clone();
                 async move { Ok::<_, Infallible>(router.route(request).await) }
             });

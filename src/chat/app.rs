@@ -1,10 +1,12 @@
 //! The chat on the main namespace: admits clients, takes `chat message`s, and starts each
 //! joining client's replay.
 
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
 
 use super::auth;
 use super::commits::{self, Commits, NOT_STORED};
@@ -14,7 +16,7 @@ use super::member::ChatSocket;
 use super::message::{self, CHAT_EVENT, Limits};
 use super::message_log::MessageLog;
 use super::metrics::ChatMetrics;
-use super::rate::SendBudget;
+use super::peers::Peers;
 use super::replay_memory::ReplayMemory;
 use crate::logger::{Tally, Throttle, untrusted};
 use crate::socketio::{DisconnectReason, Event, Hub, NamespaceHandler, Refusal, Socket};
@@ -28,6 +30,7 @@ pub struct Chat {
     commits: Commits,
     metrics: Rc<ChatMetrics>,
     replay_memory: Rc<ReplayMemory>,
+    peers: Peers,
 }
 
 impl Chat {
@@ -40,6 +43,7 @@ impl Chat {
         ));
         Rc::new(Chat {
             replay_memory,
+            peers: Peers::new(config.max_message_rate),
             config,
             hub,
             messages: Rc::new(MessageLog::new(store)),
@@ -96,7 +100,7 @@ impl Chat {
     }
 
     fn on_chat_message(&self, socket: &Rc<Socket<ChatSocket>>, event: &Event<'_>) {
-        if !socket.data().budget.take(tokio::time::Instant::now()) {
+        if !socket.data().peer.budget.take(Instant::now()) {
             self.metrics.count_rate_limited();
             log::debug!("socket {}: over the message rate limit", socket.id());
             if let Some(ack) = event.ack {
@@ -125,15 +129,27 @@ impl Chat {
 impl NamespaceHandler for Chat {
     type Data = ChatSocket;
 
-    fn admit(&self, auth: &str) -> Result<ChatSocket, Refusal> {
-        auth::check_token(self.config.token.as_deref(), auth).inspect_err(|_| {
-            // Guessing clients must not be able to flood the log: one line a minute at info.
-            log::debug!("refused a client without the access token");
-            REFUSED_TOKENS.add();
-        })?;
-        Ok(ChatSocket {
-            budget: SendBudget::new(self.config.max_message_rate, tokio::time::Instant::now()),
-        })
+    fn admit(&self, auth: &str, address: IpAddr) -> Result<ChatSocket, Refusal> {
+        let now = Instant::now();
+        let peer = self.peers.get(address, now);
+        if self.config.token.is_some() {
+            // An address that guessed wrong waits before its next try, whatever it sends.
+            let checked = if peer.waiting(now) {
+                Err(auth::UNAUTHORIZED)
+            } else {
+                auth::check_token(self.config.token.as_deref(), auth)
+            };
+            if let Err(refusal) = checked {
+                peer.token_refused(now);
+                // Guessing clients must not be able to flood the log: one line a minute
+                // at info.
+                log::debug!("refused a client at {address} without the access token");
+                REFUSED_TOKENS.add();
+                return Err(refusal);
+            }
+            peer.token_accepted();
+        }
+        Ok(ChatSocket { peer })
     }
 
     /// Offsets are row ids this gateway broadcast: one it never gave out cannot say what the

@@ -17,8 +17,8 @@ pub struct ChatConfig {
     /// Bytes all replays together may hold in pages read from SQLite; a replay waits for its
     /// turn beyond that. Default 8 MiB.
     pub replay_memory: usize,
-    /// Chat messages one client may send per second (on average; twice that in a burst);
-    /// more get an error ack. 0 turns the limit off. Default 20.
+    /// Chat messages the clients of one address may send per second (on average; twice
+    /// that in a burst); more get an error ack. 0 turns the limit off. Default 20.
     pub max_message_rate: u32,
     /// Shared access token: when set, a CONNECT whose `auth.token` differs is refused with
     /// CONNECT_ERROR `unauthorized`. Default none.

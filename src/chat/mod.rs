@@ -3,7 +3,8 @@
 //!
 //! - `app`: the namespace handler that ties the rest together.
 //! - `message`: what a client may send, and what every client receives.
-//! - `auth`, `rate`: who may join, and how fast each may send; `member`: per-socket state.
+//! - `auth`, `rate`: who may join, and how fast each may send; `peers`: what is kept per
+//!   client address (the send budget, refused tokens); `member`: per-socket state.
 //! - `message_log`: the store as the chat uses it; `commits`: broadcast and ack as commits land.
 //! - `history`: where a joining client's history starts, and its paced replay, within the
 //!   `replay_memory` all replays share.
@@ -18,6 +19,7 @@ mod member;
 mod message;
 mod message_log;
 mod metrics;
+mod peers;
 mod rate;
 mod replay_memory;
 

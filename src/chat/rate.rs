@@ -1,4 +1,4 @@
-//! The per-client message rate limit: a token bucket in each socket's data.
+//! The message rate limit: a token bucket per client address.
 
 use std::cell::Cell;
 
@@ -19,11 +19,15 @@ impl Bucket {
         }
     }
 
-    fn take(&mut self, rate: u32, now: Instant) -> bool {
+    fn refill(&mut self, rate: u32, now: Instant) {
         let rate = f64::from(rate);
         let elapsed = now.duration_since(self.at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate).min(rate * 2.0);
         self.at = now;
+    }
+
+    fn take(&mut self, rate: u32, now: Instant) -> bool {
+        self.refill(rate, now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -46,6 +50,16 @@ impl SendBudget {
             rate,
             bucket: Cell::new(Bucket::full(rate, now)),
         }
+    }
+
+    /// Whether the budget has refilled to its burst (nothing of it is owed).
+    pub fn is_full(&self, now: Instant) -> bool {
+        if self.rate == 0 {
+            return true;
+        }
+        let mut bucket = self.bucket.get();
+        bucket.refill(self.rate, now);
+        bucket.tokens >= f64::from(self.rate) * 2.0
     }
 
     /// Takes one message from the budget; false when it is spent.

@@ -2,6 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -58,7 +59,7 @@ impl Engine {
 
     /// Starts a session on `transport`: queues the open packet, starts the heartbeat and lets
     /// the application attach. Must run inside a `LocalSet`.
-    pub fn open(self: &Rc<Self>, transport: TransportKind) -> Rc<Session> {
+    pub fn open(self: &Rc<Self>, transport: TransportKind, peer: IpAddr) -> Rc<Session> {
         let mut sid = Sid::random();
         while self.sessions.borrow().contains_key(&sid) {
             sid = Sid::random();
@@ -67,7 +68,7 @@ impl Engine {
             packets: self.config.max_queue_packets,
             bytes: self.config.max_queue_bytes,
         };
-        let session = Rc::new(Session::new(sid.clone(), transport, limits));
+        let session = Rc::new(Session::new(sid.clone(), transport, limits, peer));
         let upgrades = transport == TransportKind::Polling && self.config.allow_upgrades;
         session.send(EncodedPacket::text(packet::open_packet(
             sid.as_str(),
@@ -216,6 +217,8 @@ mod tests {
     use crate::engineio::session::PollReply;
     use std::cell::Cell;
 
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     struct Recorder {
         closed: Rc<Cell<Option<CloseReason>>>,
     }
@@ -259,7 +262,7 @@ mod tests {
         local
             .run_until(async {
                 let (engine, closed) = engine();
-                let session = engine.open(TransportKind::Polling);
+                let session = engine.open(TransportKind::Polling, LOCAL);
                 let open = drain(&session);
                 assert!(matches!(&open[0], EncodedPacket::Text(t) if t.starts_with("0{\"sid\":")));
                 tokio::time::sleep(Duration::from_millis(24_999)).await;
@@ -291,7 +294,7 @@ mod tests {
         local
             .run_until(async {
                 let (engine, closed) = engine();
-                let session = engine.open(TransportKind::Polling);
+                let session = engine.open(TransportKind::Polling, LOCAL);
                 drain(&session);
                 // The heartbeat task first runs 10 ms after the handshake; its clock does not.
                 tokio::time::advance(Duration::from_millis(10)).await;
@@ -315,7 +318,7 @@ mod tests {
             .run_until(async {
                 let (engine, closed) = engine();
                 for _ in 0..10 {
-                    engine.open(TransportKind::Polling);
+                    engine.open(TransportKind::Polling, LOCAL);
                 }
                 assert_eq!(engine.len(), 10);
                 tokio::time::sleep(Duration::from_millis(45_001)).await;
@@ -332,7 +335,7 @@ mod tests {
         local
             .run_until(async {
                 let (engine, closed) = engine();
-                let session = engine.open(TransportKind::Polling);
+                let session = engine.open(TransportKind::Polling, LOCAL);
                 drain(&session);
                 engine.receive(&session, Packet::Close);
                 assert_eq!(closed.get(), Some(CloseReason::TransportClose));

@@ -1,6 +1,7 @@
 //! What an application does with a namespace ([`NamespaceHandler`]), and the namespace that
 //! joins sockets to it.
 
+use std::net::IpAddr;
 use std::rc::Rc;
 
 use super::event::{DisconnectReason, Event, Refusal};
@@ -15,9 +16,9 @@ pub trait NamespaceHandler: 'static {
     /// Per-socket state of the application.
     type Data: 'static;
 
-    /// Decides whether a CONNECT with this `auth` object (`{}` when absent) may join, and
-    /// makes the new socket's data.
-    fn admit(&self, auth: &str) -> Result<Self::Data, Refusal>;
+    /// Decides whether a CONNECT with this `auth` object (`{}` when absent), from a client at
+    /// `peer`, may join, and makes the new socket's data.
+    fn admit(&self, auth: &str, peer: IpAddr) -> Result<Self::Data, Refusal>;
 
     /// Whether a recovery offset sent by a client is one this application could have given
     /// out; recovery fails (the client gets a new socket) when it is not.
@@ -102,7 +103,7 @@ impl<H: NamespaceHandler> AnyNamespace for Namespace<H> {
         auth: &str,
         identify: Identify<'_>,
     ) -> Result<Rc<dyn Member>, Refusal> {
-        let data = self.handler.admit(auth)?;
+        let data = self.handler.admit(auth, session.peer())?;
         let identity = identify(&|offset| self.handler.accepts_offset(offset));
         Ok(Rc::new(Socket::new(self, session.clone(), identity, data)))
     }

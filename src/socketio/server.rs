@@ -59,14 +59,17 @@ mod tests {
     use crate::socketio::socket::Socket;
     use bytes::Bytes;
     use std::cell::RefCell;
+    use std::net::IpAddr;
     use std::time::Duration;
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     /// Keeps its namespace's hub, does nothing else.
     struct Quiet(Rc<Hub<()>>);
 
     impl NamespaceHandler for Quiet {
         type Data = ();
-        fn admit(&self, _: &str) -> Result<(), Refusal> {
+        fn admit(&self, _: &str, _: IpAddr) -> Result<(), Refusal> {
             Ok(())
         }
         fn on_connect(self: &Rc<Self>, _: &Rc<Socket<()>>, _: &str) {}
@@ -92,8 +95,8 @@ mod tests {
                     ..EngineConfig::default()
                 };
                 let engine = Engine::new(config, Rc::new(server));
-                let idle = engine.open(TransportKind::Polling);
-                let joined = engine.open(TransportKind::Polling);
+                let idle = engine.open(TransportKind::Polling, LOCAL);
+                let joined = engine.open(TransportKind::Polling, LOCAL);
                 engine.receive(&joined, engineio::packet::Packet::Message("0"));
                 assert_eq!(quiet.0.len(), 1);
                 packets(&idle);
@@ -115,7 +118,7 @@ mod tests {
                 struct Echo;
                 impl NamespaceHandler for Echo {
                     type Data = ();
-                    fn admit(&self, _: &str) -> Result<(), Refusal> {
+                    fn admit(&self, _: &str, _: IpAddr) -> Result<(), Refusal> {
                         Ok(())
                     }
                     fn on_connect(self: &Rc<Self>, _: &Rc<Socket<()>>, _: &str) {}
@@ -126,7 +129,7 @@ mod tests {
                 let mut server = Server::new(SocketIoConfig::default());
                 server.add_namespace("/", |_| Rc::new(Echo));
                 let engine = Engine::new(EngineConfig::default(), Rc::new(server));
-                let session = engine.open(TransportKind::WebSocket);
+                let session = engine.open(TransportKind::WebSocket, LOCAL);
                 engine.receive(&session, engineio::packet::Packet::Message("0"));
                 packets(&session);
                 let header = "51-[\"bin\",{\"_placeholder\":true,\"num\":0}]";
@@ -168,7 +171,7 @@ mod tests {
                 let binary = |len| engineio::packet::Packet::Binary(Bytes::from(vec![7u8; len]));
 
                 // Before CONNECT, a session may not make the server hold attachments.
-                let early = engine.open(TransportKind::WebSocket);
+                let early = engine.open(TransportKind::WebSocket, LOCAL);
                 engine.receive(&early, engineio::packet::Packet::Message(header));
                 assert_eq!(early.close_reason(), Some(CloseReason::Forced));
 
@@ -208,7 +211,7 @@ mod tests {
                 struct Closed;
                 impl NamespaceHandler for Closed {
                     type Data = ();
-                    fn admit(&self, _: &str) -> Result<(), Refusal> {
+                    fn admit(&self, _: &str, _: IpAddr) -> Result<(), Refusal> {
                         Err(Refusal::new("no"))
                     }
                     fn on_connect(self: &Rc<Self>, _: &Rc<Socket<()>>, _: &str) {}
@@ -217,7 +220,7 @@ mod tests {
                 let mut server = Server::new(SocketIoConfig::default());
                 server.add_namespace("/", |_| Rc::new(Closed));
                 let engine = Engine::new(EngineConfig::default(), Rc::new(server));
-                let session = engine.open(TransportKind::WebSocket);
+                let session = engine.open(TransportKind::WebSocket, LOCAL);
                 packets(&session);
                 for attempt in 1..=3 {
                     assert!(!session.is_closed(), "closed before attempt {attempt}");
@@ -235,7 +238,7 @@ mod tests {
 
     /// A session joined to `/` with `auth`; returns it with the CONNECT reply's JSON.
     fn join(engine: &Rc<Engine>, auth: &str) -> (Rc<Session>, String) {
-        let session = engine.open(TransportKind::WebSocket);
+        let session = engine.open(TransportKind::WebSocket, LOCAL);
         packets(&session);
         let connect = format!("0{auth}");
         engine.receive(&session, engineio::packet::Packet::Message(&connect));
@@ -258,7 +261,7 @@ mod tests {
 
     impl NamespaceHandler for Recorder {
         type Data = ();
-        fn admit(&self, _: &str) -> Result<(), Refusal> {
+        fn admit(&self, _: &str, _: IpAddr) -> Result<(), Refusal> {
             Ok(())
         }
         fn on_connect(self: &Rc<Self>, socket: &Rc<Socket<()>>, _: &str) {

@@ -12,6 +12,7 @@ mod query;
 mod websocket;
 pub mod ws_codec;
 
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -24,6 +25,20 @@ use crate::logger::{Throttle, untrusted};
 pub use body::{Body, response};
 pub use error::EngineError;
 pub use query::{Query, parse_query};
+
+/// The address of the client that sent a request, put in its extensions by the HTTP front.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub IpAddr);
+
+impl Peer {
+    /// The request's client address; unspecified when the front did not say.
+    pub fn of<B>(request: &Request<B>) -> IpAddr {
+        request
+            .extensions()
+            .get::<Peer>()
+            .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |peer| peer.0)
+    }
+}
 
 /// Refused requests: a client can cause one per request, so their lines are rationed.
 static REFUSED: Throttle = Throttle::new(20, Duration::from_secs(60));
@@ -119,7 +134,7 @@ async fn dispatch(engine: &Rc<Engine>, request: Request<Incoming>) -> Response<B
                 );
             }
             match transport {
-                TransportKind::Polling => polling::handshake(engine),
+                TransportKind::Polling => polling::handshake(engine, Peer::of(&request)),
                 TransportKind::WebSocket if is_upgrade => {
                     websocket::upgrade(engine.clone(), request, None)
                 }

@@ -1,5 +1,6 @@
 //! HTTP long-polling: a GET waits for packets, a POST delivers them.
 
+use std::net::IpAddr;
 use std::rc::Rc;
 
 use hyper::body::{Body as _, Incoming};
@@ -13,8 +14,8 @@ use crate::engineio::{CloseReason, Engine, Session, TransportKind, payload};
 const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 
 /// A new polling session: the body is the open packet.
-pub fn handshake(engine: &Rc<Engine>) -> Response<Body> {
-    let session = engine.open(TransportKind::Polling);
+pub fn handshake(engine: &Rc<Engine>, peer: IpAddr) -> Response<Body> {
+    let session = engine.open(TransportKind::Polling, peer);
     let mut packets = Vec::new();
     session.take_queued(&mut packets);
     body::response(StatusCode::OK, CONTENT_TYPE, payload::encode(&packets))

@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -78,13 +79,16 @@ pub fn upgrade(
             return;
         };
         let hyper::upgrade::Parts { io, read_buf, .. } = parts;
+        let peer =
+            io.0.peer_addr()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip());
         let mut conn = Driver::new(io.0, engine.config().max_payload, &read_buf);
         // The leftover bytes share hyper's whole read buffer: let it go now, not at the end.
         drop(read_buf);
         match session {
             Err(()) => conn.close_now(1000),
             Ok(None) => {
-                let session = engine.open(TransportKind::WebSocket);
+                let session = engine.open(TransportKind::WebSocket, peer);
                 run(&engine, conn, &session).await;
             }
             // Boxed: the probe's timer would otherwise enlarge every connection's task for

@@ -8,18 +8,23 @@ use crate::common::{self, Gateway, POLLING, http, js_script, node, read_text};
 #[test]
 fn access_token_is_required_when_configured() {
     let gateway = Gateway::start("ws-token", &["--token", "s3cret"]);
-    for auth in ["", "{}", "{\"token\":\"wrong\"}", "{\"token\":1}"] {
+    let connect = |auth: &str| {
         let mut ws = common::open_ws(&gateway, "");
         read_text(&mut ws);
         ws.send(Message::text(format!("40{auth}"))).unwrap();
-        assert_eq!(
-            read_text(&mut ws),
-            "44{\"message\":\"unauthorized\"}",
-            "{auth}"
-        );
+        read_text(&mut ws)
+    };
+    let right = "{\"token\":\"s3cret\"}";
+    assert!(connect(right).starts_with("40{\"sid\":"));
+    for auth in ["", "{}", "{\"token\":\"wrong\"}", "{\"token\":1}"] {
+        assert_eq!(connect(auth), "44{\"message\":\"unauthorized\"}", "{auth}");
     }
-    let (_ws, reply) = common::socketio_ws(&gateway, "{\"token\":\"s3cret\"}");
-    assert!(reply.starts_with("40{\"sid\":"));
+    // Four wrong in a row: this address now waits (1 s after the third, 2 s after the
+    // fourth, 4 s after a try during the wait) before any token is even looked at, the
+    // right one included.
+    assert_eq!(connect(right), "44{\"message\":\"unauthorized\"}");
+    std::thread::sleep(std::time::Duration::from_millis(4100));
+    assert!(connect(right).starts_with("40{\"sid\":"));
 }
 
 #[test]
@@ -122,13 +127,14 @@ fn guessing_the_token_costs_a_new_session_every_three_tries() {
     }
     assert_eq!(answered, 3);
     // One line at info for the first refusal; the rest at debug only.
+    assert!(gateway.wait_log("closing after 3 refused CONNECTs"));
+    assert!(gateway.wait_log("refused for a missing or wrong access token"));
     let log = gateway.log();
     let info = log
         .lines()
         .filter(|l| l.starts_with("INFO") && l.contains("access token"))
         .count();
     assert_eq!(info, 1, "{log}");
-    assert!(gateway.wait_log("closing after 3 refused CONNECTs"));
 }
 
 #[test]

@@ -313,6 +313,7 @@ fn client_text_cannot_forge_log_lines() {
         }
     }
     assert!(gateway.wait_log("FORGED"));
+    assert!(gateway.wait_log("(100000 bytes)"));
     let log = gateway.log();
     assert!(
         !log.lines()
@@ -338,10 +339,17 @@ fn refusals_a_client_can_repeat_are_rationed_in_the_log() {
             acks += 1;
         }
     }
+    let count = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("refused \"nope\""))
+            .count()
+    };
+    // The log is read as the gateway writes it: wait for the lines, then a little more.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count(&gateway.log()) < 20 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     let log = gateway.log();
-    let lines = log
-        .lines()
-        .filter(|l| l.contains("refused \"nope\""))
-        .count();
-    assert_eq!(lines, 20, "{log}");
+    assert_eq!(count(&log), 20, "{log}");
 }

@@ -601,3 +601,45 @@ fn a_polling_body_must_arrive_within_ten_seconds() {
     // The session is closed too.
     assert_eq!(get(&gateway, &format!("{POLLING}&sid={sid}")).status, 400);
 }
+
+#[test]
+fn leaving_and_rejoining_does_not_refill_the_rate_budget() {
+    let gateway = Gateway::start("rate-rejoin", &[]);
+    let (mut ws, _) = socketio_ws(&gateway, "{}");
+    let started = std::time::Instant::now();
+    let mut stored = 0;
+    // Ten bursts of 40 with a leave and a rejoin between them: all 400 were once taken.
+    for burst in 0..10 {
+        for n in 0..40 {
+            let id = burst * 40 + n + 1;
+            ws.send(Message::text(format!("42{id}[\"chat message\",\"b{id}\"]")))
+                .unwrap();
+        }
+        let mut acks = 0;
+        while acks < 40 {
+            let text = read_text(&mut ws);
+            if text.starts_with("43") {
+                acks += 1;
+                stored += usize::from(text.ends_with("[]"));
+            }
+        }
+        ws.send(Message::text("41")).unwrap();
+        ws.send(Message::text("40")).unwrap();
+        while !read_text(&mut ws).starts_with("40{") {}
+    }
+    // A second session from the same address shares the budget too.
+    let (mut other, _) = socketio_ws(&gateway, "{}");
+    other
+        .send(Message::text("42999[\"chat message\",\"other\"]"))
+        .unwrap();
+    loop {
+        let text = read_text(&mut other);
+        if text.starts_with("43999") {
+            stored += usize::from(text.ends_with("[]"));
+            break;
+        }
+    }
+    // The default budget: bursts of 40, then 20 a second, for the address as a whole.
+    let allowed = 40 + (started.elapsed().as_secs_f64() * 20.0).ceil() as usize;
+    assert!(stored <= allowed, "{stored} stored, {allowed} allowed");
+}
