@@ -119,7 +119,10 @@ impl Chat {
         match self.messages.append(insert) {
             Ok(()) => self.commits.expect(socket, event.ack),
             Err(error) => {
-                log::warn!("message not stored: {error}");
+                NOT_QUEUED.log(
+                    log::Level::Warn,
+                    format_args!("message not stored: {error}"),
+                );
                 refuse(socket, event, &NOT_STORED);
             }
         }
@@ -210,6 +213,9 @@ impl NamespaceHandler for Chat {
         log::debug!("socket {} disconnected: {reason}", socket.id());
     }
 }
+
+/// Messages the store would not take (busy or stopped): a flood must not flood the log too.
+static NOT_QUEUED: Throttle = Throttle::new(20, Duration::from_secs(60));
 
 static REFUSED_TOKENS: Tally = Tally::new(
     "clients refused for a missing or wrong access token",

@@ -25,6 +25,8 @@ pub enum StoreError {
     FileReplaced { path: PathBuf },
     /// The store thread has stopped (the gateway is shutting down).
     Stopped,
+    /// Too many messages are waiting to be written (`StoreConfig::max_queued_bytes`).
+    Busy,
     /// The store thread could not be started.
     NoThread(String),
     /// Any other SQLite error, in SQLite's words.
@@ -53,6 +55,7 @@ impl fmt::Display for StoreError {
                 path.display()
             ),
             StoreError::Stopped => f.write_str("the store has stopped"),
+            StoreError::Busy => f.write_str("too many messages waiting to be written"),
             StoreError::NoThread(error) => write!(f, "cannot start the store thread: {error}"),
             StoreError::Sqlite(text) => f.write_str(text),
         }

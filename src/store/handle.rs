@@ -1,6 +1,6 @@
 //! The store's handle on the event loop.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use tokio::sync::mpsc as async_mpsc;
@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use super::error::{OpenError, StoreError};
 use super::model::{Committed, Insert, PageLimit, Row, StoreConfig};
 use super::schema::open_connection;
-use super::writer::{Command, writer};
+use super::writer::{Command, QueuedBytes, writer};
 
 /// A page read on its way; see [`Store::request_page`].
 pub struct PageRequest(oneshot::Receiver<Result<Vec<Row>, StoreError>>);
@@ -23,6 +23,8 @@ impl PageRequest {
 /// The handle the event loop holds; dropping it (or [`Store::close`]) stops the thread.
 pub struct Store {
     commands: Option<mpsc::Sender<Command>>,
+    /// Bytes of inserts queued to the store thread, shared with it.
+    queued: Arc<QueuedBytes>,
     thread: Option<JoinHandle<()>>,
     last_id_at_open: i64,
 }
@@ -46,9 +48,11 @@ impl Store {
         let path = config.path.clone();
         let (commands, command_rx) = mpsc::channel();
         let (results, result_rx) = async_mpsc::unbounded_channel();
+        let queued = Arc::new(QueuedBytes::new(config.max_queued_bytes));
+        let written = queued.clone();
         let thread = std::thread::Builder::new()
             .name("store".into())
-            .spawn(move || writer(connection, config, command_rx, results))
+            .spawn(move || writer(connection, config, command_rx, results, written))
             .map_err(|e| OpenError {
                 path: path.clone(),
                 error: StoreError::NoThread(e.to_string()),
@@ -56,6 +60,7 @@ impl Store {
         Ok((
             Store {
                 commands: Some(commands),
+                queued,
                 thread: Some(thread),
                 last_id_at_open,
             },
@@ -63,12 +68,22 @@ impl Store {
         ))
     }
 
-    /// Queues an insert; its outcome arrives on the results channel.
+    /// Queues an insert; its outcome arrives on the results channel. Refused with
+    /// [`StoreError::Busy`] when the messages already waiting fill `max_queued_bytes`.
     pub fn insert(&self, insert: Insert) -> Result<(), StoreError> {
-        self.commands
+        let size = insert.queued_size();
+        if !self.queued.take(size) {
+            return Err(StoreError::Busy);
+        }
+        let sent = self
+            .commands
             .as_ref()
-            .and_then(|c| c.send(Command::Insert(insert)).ok())
-            .ok_or(StoreError::Stopped)
+            .is_some_and(|c| c.send(Command::Insert(insert)).is_ok());
+        if !sent {
+            self.queued.give_back(size);
+            return Err(StoreError::Stopped);
+        }
+        Ok(())
     }
 
     /// The highest id stored when the database was opened (0 when empty).
@@ -159,5 +174,29 @@ mod tests {
         // A clean close leaves no WAL content behind.
         let wal = path.with_extension("db-wal");
         assert!(std::fs::metadata(&wal).map_or(true, |m| m.len() == 0));
+    }
+
+    #[tokio::test]
+    async fn inserts_beyond_the_queued_bytes_are_refused_until_written() {
+        let path = temp_db("busy");
+        let mut config = StoreConfig::new(&path);
+        config.max_queued_bytes = 2 * insert(&"x".repeat(100), None).queued_size();
+        let (store, mut results) = Store::open(config).unwrap();
+        // Another process holds the write lock: nothing queued can be written meanwhile.
+        let blocker = rusqlite::Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let message = || insert(&"x".repeat(100), None);
+        store.insert(message()).unwrap();
+        store.insert(message()).unwrap();
+        assert_eq!(store.insert(message()), Err(StoreError::Busy));
+        blocker.execute_batch("COMMIT").unwrap();
+        let mut written = 0;
+        while written < 2 {
+            written += results.recv().await.unwrap().len();
+        }
+        // Written, so given back: there is room again.
+        store.insert(message()).unwrap();
+        drop(blocker);
+        store.close();
     }
 }

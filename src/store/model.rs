@@ -32,6 +32,9 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// How long SQLite waits on a lock held by another process. Default 5 s.
     pub busy_timeout_ms: u64,
+    /// Bytes of messages waiting for the store thread, at most; an insert beyond that is
+    /// refused ([`StoreError::Busy`]) rather than queued. Default 4 MiB.
+    pub max_queued_bytes: usize,
 }
 
 impl StoreConfig {
@@ -41,6 +44,7 @@ impl StoreConfig {
             synchronous: Synchronous::Full,
             max_batch: 1024,
             busy_timeout_ms: 5000,
+            max_queued_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -50,6 +54,13 @@ impl StoreConfig {
 pub struct Insert {
     pub content: String,
     pub client_offset: Option<String>,
+}
+
+impl Insert {
+    /// Memory the insert holds while queued, about (its strings and the command around them).
+    pub(super) fn queued_size(&self) -> usize {
+        self.content.len() + self.client_offset.as_ref().map_or(0, String::len) + 96
+    }
 }
 
 /// What became of one insert.

@@ -2,7 +2,8 @@
 //! queued meanwhile in one transaction (group commit).
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 
 use rusqlite::Connection as SqlConnection;
 use tokio::sync::mpsc as async_mpsc;
@@ -14,6 +15,37 @@ use super::file::FileIdentity;
 use super::model::{Committed, Insert, PageLimit, Row, StoreConfig};
 
 pub type PageReply = oneshot::Sender<Result<Vec<Row>, StoreError>>;
+
+/// Bytes of inserts on their way to the store thread: counted by the event loop as it queues
+/// them, given back by the thread once written, and bounded, so that a burst faster than
+/// the disk is refused instead of piling up in memory.
+pub struct QueuedBytes {
+    bytes: AtomicUsize,
+    limit: usize,
+}
+
+impl QueuedBytes {
+    pub fn new(limit: usize) -> QueuedBytes {
+        QueuedBytes {
+            bytes: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Counts `size` more bytes if they fit under the limit.
+    pub fn take(&self, size: usize) -> bool {
+        let before = self.bytes.fetch_add(size, Ordering::Relaxed);
+        if before + size > self.limit {
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    pub fn give_back(&self, size: usize) {
+        self.bytes.fetch_sub(size, Ordering::Relaxed);
+    }
+}
 
 /// What the event loop asks of the store thread.
 pub enum Command {
@@ -50,6 +82,7 @@ pub fn writer(
     config: StoreConfig,
     commands: mpsc::Receiver<Command>,
     results: async_mpsc::UnboundedSender<Vec<Committed>>,
+    queued: Arc<QueuedBytes>,
 ) {
     let identity = watch_file(&config.path);
     let mut writer = Writer {
@@ -59,8 +92,13 @@ pub fn writer(
     };
     while let Some(round) = writer.gather(&commands) {
         // Inserts first: a check or page in the same round then sees them.
-        if !round.inserts.is_empty() && results.send(writer.commit(round.inserts)).is_err() {
-            break;
+        if !round.inserts.is_empty() {
+            let size = round.inserts.iter().map(Insert::queued_size).sum();
+            let committed = writer.commit(round.inserts);
+            queued.give_back(size);
+            if results.send(committed).is_err() {
+                break;
+            }
         }
         writer.answer_checks(round.checks);
         writer.answer_pages(round.pages);
