@@ -643,3 +643,42 @@ fn leaving_and_rejoining_does_not_refill_the_rate_budget() {
     let allowed = 40 + (started.elapsed().as_secs_f64() * 20.0).ceil() as usize;
     assert!(stored <= allowed, "{stored} stored, {allowed} allowed");
 }
+
+#[test]
+fn the_three_memory_attacks_at_once_stay_bounded() {
+    // Ten attackers, each with a replay it never reads, a packet whose attachments pass the
+    // payload limit, and a polling POST that stops halfway: 450 MB once (310 + 87 + 54).
+    let (dir, db) = database_of("combined-attack", 2000, 16 * 1024);
+    let gateway = Gateway::start_at(dir, &db, &[]);
+    let rss_before = status_kib(&gateway, "VmRSS");
+    let chunk = vec![7u8; 999_000];
+    let mut held = Vec::new();
+    let mut posts = Vec::new();
+    for _ in 0..10 {
+        let (unread, _) = socketio_ws(&gateway, "{\"serverOffset\":0}");
+        held.push(unread);
+        let (mut uploader, _) = socketio_ws(&gateway, "{}");
+        uploader.send(Message::text(binary_header(10))).unwrap();
+        for _ in 0..9 {
+            if uploader.send(Message::binary(chunk.clone())).is_err() {
+                break;
+            }
+        }
+        held.push(uploader);
+        let sid = connect_polling(&gateway);
+        posts.push(unfinished_post(&gateway, &sid, 1_000_000, 500_000));
+    }
+    thread::sleep(Duration::from_secs(3));
+    let growth_kib = status_kib(&gateway, "VmHWM").saturating_sub(rss_before);
+    // About 17 MB now: the POST buffers until their deadline, the rest as in the tests above.
+    assert!(growth_kib < 32 * 1024, "peak RSS grew by {growth_kib} KiB");
+    // The slow POSTs end at their deadline; the gateway still serves everyone else.
+    for stream in &mut posts {
+        assert_eq!(status_within(stream, Duration::from_secs(15)), Some(408));
+    }
+    let (mut fresh, _) = socketio_ws(&gateway, "{}");
+    fresh
+        .send(Message::text("421[\"chat message\",\"still here\"]"))
+        .unwrap();
+    while !read_text(&mut fresh).starts_with("431[]") {}
+}
