@@ -28,7 +28,7 @@ struct EchoConnection {
 }
 
 impl engineio::Handler for Echo {
-    fn on_open(&self, session: &Rc<Session>) -> Rc<dyn SessionHandler> {
+    fn on_open(&self, session: &Rc<Session>, _peer: std::net::IpAddr) -> Rc<dyn SessionHandler> {
         Rc::new(EchoConnection {
             session: session.clone(),
         })

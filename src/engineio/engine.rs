@@ -17,7 +17,9 @@ use super::sid::Sid;
 
 /// Creates the application's side of each new session.
 pub trait Handler {
-    fn on_open(&self, session: &Rc<Session>) -> Rc<dyn SessionHandler>;
+    /// A session opened by a client at `peer` (the address of the connection whose
+    /// handshake made it).
+    fn on_open(&self, session: &Rc<Session>, peer: IpAddr) -> Rc<dyn SessionHandler>;
 }
 
 /// Owns every live session of one endpoint (such as `/socket.io/`).
@@ -68,7 +70,7 @@ impl Engine {
             packets: self.config.max_queue_packets,
             bytes: self.config.max_queue_bytes,
         };
-        let session = Rc::new(Session::new(sid.clone(), transport, limits, peer));
+        let session = Rc::new(Session::new(sid.clone(), transport, limits));
         let upgrades = transport == TransportKind::Polling && self.config.allow_upgrades;
         session.send(EncodedPacket::text(packet::open_packet(
             sid.as_str(),
@@ -83,7 +85,7 @@ impl Engine {
         // handshake must find the session gone.
         let first_ping = Instant::now() + self.config.ping_interval;
         tokio::task::spawn_local(heartbeat(self.clone(), session.clone(), first_ping));
-        let handler = self.handler.on_open(&session);
+        let handler = self.handler.on_open(&session, peer);
         session.set_handler(handler);
         session
     }
@@ -235,7 +237,7 @@ mod tests {
     }
 
     impl Handler for RecordingHandler {
-        fn on_open(&self, _: &Rc<Session>) -> Rc<dyn SessionHandler> {
+        fn on_open(&self, _: &Rc<Session>, _: IpAddr) -> Rc<dyn SessionHandler> {
             Rc::new(Recorder {
                 closed: self.closed.clone(),
             })

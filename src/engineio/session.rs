@@ -6,7 +6,6 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::rc::Rc;
 
 use tokio::sync::Notify;
@@ -75,7 +74,6 @@ pub struct QueueLimits {
 /// An Engine.IO session shared by its transport(s), its heartbeat task and the application.
 pub struct Session {
     sid: Sid,
-    peer: IpAddr,
     state: RefCell<State>,
     /// Wakes whichever transport drains the queue (a pending GET or the WebSocket task).
     transport_wake: Notify,
@@ -89,15 +87,9 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(
-        sid: Sid,
-        transport: TransportKind,
-        limits: QueueLimits,
-        peer: IpAddr,
-    ) -> Self {
+    pub(crate) fn new(sid: Sid, transport: TransportKind, limits: QueueLimits) -> Self {
         Session {
             sid,
-            peer,
             state: RefCell::new(State {
                 transport,
                 probing: false,
@@ -120,11 +112,6 @@ impl Session {
 
     pub fn sid(&self) -> &Sid {
         &self.sid
-    }
-
-    /// The client's address (of the connection that opened the session).
-    pub fn peer(&self) -> IpAddr {
-        self.peer
     }
 
     pub fn transport(&self) -> TransportKind {
@@ -432,12 +419,7 @@ mod tests {
             packets: 8,
             bytes: 64,
         };
-        Session::new(
-            Sid::random(),
-            TransportKind::Polling,
-            limits,
-            IpAddr::from([127, 0, 0, 1]),
-        )
+        Session::new(Sid::random(), TransportKind::Polling, limits)
     }
 
     #[test]

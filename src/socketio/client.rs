@@ -3,6 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -47,23 +48,27 @@ pub(super) struct Client {
     shared: Rc<Shared>,
     session: Rc<Session>,
     members: RefCell<Vec<Rc<dyn Member>>>,
+    /// The client's address, for the namespaces' admission.
+    peer: IpAddr,
     /// The connect-timeout task, stopped once a namespace is joined: otherwise every client
     /// would keep a task and a timer alive for connectTimeout (45 s) for nothing.
     connect_timer: RefCell<Option<tokio::task::AbortHandle>>,
-    partial: RefCell<Option<Partial>>,
+    /// Boxed: most clients never send binary, and every client would carry the room.
+    partial: RefCell<Option<Box<Partial>>>,
     /// CONNECTs refused so far.
     refusals: Cell<u32>,
 }
 
 impl Client {
     /// The client of a new session, closed unless it joins a namespace in time.
-    pub fn open(shared: Rc<Shared>, session: &Rc<Session>) -> Rc<Client> {
+    pub fn open(shared: Rc<Shared>, session: &Rc<Session>, peer: IpAddr) -> Rc<Client> {
         let timeout = shared.config.connect_timeout;
         let client = Rc::new_cyclic(|me| Client {
             me: me.clone(),
             shared,
             session: session.clone(),
             members: RefCell::new(Vec::new()),
+            peer,
             partial: RefCell::new(None),
             refusals: Cell::new(0),
             connect_timer: RefCell::new(None),
@@ -141,7 +146,7 @@ impl Client {
         }
         let now = Instant::now();
         let identify = |accepts: &dyn Fn(&str) -> bool| self.identify(nsp, auth, accepts, now);
-        let member = match namespace.admit(&self.session, auth, &identify) {
+        let member = match namespace.admit(&self.session, auth, self.peer, &identify) {
             Ok(member) => member,
             Err(refusal) => return self.refused(nsp, refusal.message()),
         };
@@ -271,13 +276,13 @@ impl Client {
                     self.me.clone(),
                     config.attachment_timeout,
                 ));
-                *self.partial.borrow_mut() = Some(Partial {
+                *self.partial.borrow_mut() = Some(Box::new(Partial {
                     text: text.to_owned(),
                     attachments: Vec::with_capacity(packet.attachments),
                     expected: packet.attachments,
                     bytes: text.len(),
                     deadline: deadline.abort_handle(),
-                });
+                }));
             }
             Ok(packet) => self.handle(packet, &[]),
             Err(error) => self.protocol_error(&format_args!("invalid packet: {error}")),

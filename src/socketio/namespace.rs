@@ -86,12 +86,13 @@ pub(super) type Identify<'a> = &'a dyn Fn(&dyn Fn(&str) -> bool) -> Identity;
 
 /// A namespace whatever its handler, as a client's session sees it.
 pub(super) trait AnyNamespace {
-    /// Admits a socket over `session`, or refuses it. `identify` picks the socket's identity
+    /// Admits a socket over `session` for a client at `peer`, or refuses it. `identify` picks the socket's identity
     /// (recovered or new), given a check of recovery offsets.
     fn admit(
         self: Rc<Self>,
         session: &Rc<Session>,
         auth: &str,
+        peer: IpAddr,
         identify: Identify<'_>,
     ) -> Result<Rc<dyn Member>, Refusal>;
 }
@@ -101,9 +102,10 @@ impl<H: NamespaceHandler> AnyNamespace for Namespace<H> {
         self: Rc<Self>,
         session: &Rc<Session>,
         auth: &str,
+        peer: IpAddr,
         identify: Identify<'_>,
     ) -> Result<Rc<dyn Member>, Refusal> {
-        let data = self.handler.admit(auth, session.peer())?;
+        let data = self.handler.admit(auth, peer)?;
         let identity = identify(&|offset| self.handler.accepts_offset(offset));
         Ok(Rc::new(Socket::new(self, session.clone(), identity, data)))
     }

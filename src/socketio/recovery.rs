@@ -157,12 +157,7 @@ mod tests {
             bytes: 64,
         };
         let transport = crate::engineio::TransportKind::WebSocket;
-        let session = Rc::new(Session::new(
-            Sid::random(),
-            transport,
-            limits,
-            std::net::IpAddr::from([127, 0, 0, 1]),
-        ));
+        let session = Rc::new(Session::new(Sid::random(), transport, limits));
         recovery.connected(&pid, &sid, "/", &session, start);
         recovery.connected(&other, &Sid::random(), "/", &session, start);
         assert!(recovery.live_session(&pid, "/").is_some());

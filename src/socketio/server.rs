@@ -1,6 +1,7 @@
 //! The Socket.IO server: the namespaces an Engine.IO endpoint serves.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::rc::Rc;
 
 use super::client::{Client, Shared};
@@ -45,8 +46,8 @@ impl Server {
 }
 
 impl engineio::Handler for Server {
-    fn on_open(&self, session: &Rc<Session>) -> Rc<dyn SessionHandler> {
-        Client::open(self.shared.clone(), session)
+    fn on_open(&self, session: &Rc<Session>, peer: IpAddr) -> Rc<dyn SessionHandler> {
+        Client::open(self.shared.clone(), session, peer)
     }
 }
 

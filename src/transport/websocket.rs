@@ -79,16 +79,13 @@ pub fn upgrade(
             return;
         };
         let hyper::upgrade::Parts { io, read_buf, .. } = parts;
-        let peer =
-            io.0.peer_addr()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip());
         let mut conn = Driver::new(io.0, engine.config().max_payload, &read_buf);
         // The leftover bytes share hyper's whole read buffer: let it go now, not at the end.
         drop(read_buf);
         match session {
             Err(()) => conn.close_now(1000),
             Ok(None) => {
-                let session = engine.open(TransportKind::WebSocket, peer);
+                let session = engine.open(TransportKind::WebSocket, conn.peer());
                 run(&engine, conn, &session).await;
             }
             // Boxed: the probe's timer would otherwise enlarge every connection's task for
@@ -207,6 +204,13 @@ struct Driver {
 }
 
 impl Driver {
+    /// The client's address.
+    fn peer(&self) -> IpAddr {
+        self.stream
+            .peer_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip())
+    }
+
     fn new(stream: TcpStream, max_message: usize, already_read: &[u8]) -> Driver {
         Driver {
             stream,
