@@ -123,6 +123,8 @@ pub enum ConfigError {
     Zero { flag: &'static str },
     /// `--max-message-bytes` is not below `--max-payload`.
     MessageNotBelowPayload,
+    /// `--inbound-memory` could not hold one message of `--max-payload`.
+    InboundBelowPayload,
 }
 
 impl fmt::Display for ConfigError {
@@ -133,6 +135,9 @@ impl fmt::Display for ConfigError {
             ConfigError::Zero { flag } => write!(f, "--{flag} must be greater than 0"),
             ConfigError::MessageNotBelowPayload => {
                 f.write_str("--max-message-bytes must be smaller than --max-payload")
+            }
+            ConfigError::InboundBelowPayload => {
+                f.write_str("--inbound-memory must be at least twice --max-payload")
             }
         }
     }
@@ -172,6 +177,9 @@ Options (each also read from the environment variable shown):
                              [EMBERCHAT_MAX_QUEUE_PACKETS] (default 4096)
   --max-queue-bytes BYTES    bytes queued for one client before it is disconnected
                              [EMBERCHAT_MAX_QUEUE_BYTES] (default 1048576)
+  --inbound-memory BYTES     memory all clients' half-sent messages may hold at once; a
+                             client that needs more is disconnected
+                             [EMBERCHAT_INBOUND_MEMORY] (default 33554432)
   --replay-memory BYTES      memory all replays of missed messages may hold at once; more
                              replays wait their turn [EMBERCHAT_REPLAY_MEMORY] (default 8388608)
   --recovery-window MS       connection state recovery window, 0 = off
@@ -201,6 +209,7 @@ const OPTIONS: &[(&str, &str)] = &[
     ("token", "EMBERCHAT_TOKEN"),
     ("max-message-rate", "EMBERCHAT_MAX_MESSAGE_RATE"),
     ("replay-memory", "EMBERCHAT_REPLAY_MEMORY"),
+    ("inbound-memory", "EMBERCHAT_INBOUND_MEMORY"),
     ("max-queue-bytes", "EMBERCHAT_MAX_QUEUE_BYTES"),
     ("log-level", "EMBERCHAT_LOG_LEVEL"),
 ];
@@ -286,6 +295,7 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), BadValue> {
         "max-message-bytes" => config.chat.max_message_bytes = number(value)?,
         "max-queue-packets" => config.engine.max_queue_packets = number(value)?,
         "replay-memory" => config.chat.replay_memory = number(value)?,
+        "inbound-memory" => config.engine.inbound_memory = number(value)?,
         "max-clients" => config.engine.max_sessions = number(value)?,
         "max-message-rate" => {
             config.chat.max_message_rate = value
@@ -355,6 +365,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ("max-queue-bytes", config.engine.max_queue_bytes as u128),
         ("max-clients", config.engine.max_sessions as u128),
         ("replay-memory", config.chat.replay_memory as u128),
+        ("inbound-memory", config.engine.inbound_memory as u128),
     ];
     for (flag, value) in positive {
         if value == 0 {
@@ -363,6 +374,10 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     if config.chat.max_message_bytes >= config.engine.max_payload {
         return Err(ConfigError::MessageNotBelowPayload);
+    }
+    // A frame in parts and the fragments before it: two payloads, for one client at least.
+    if config.engine.inbound_memory < config.engine.max_payload.saturating_mul(2) {
+        return Err(ConfigError::InboundBelowPayload);
     }
     Ok(())
 }
@@ -472,6 +487,10 @@ mod tests {
         assert!(matches!(
             run(&["--max-message-bytes", "2000000"], &[]),
             Err(ConfigError::MessageNotBelowPayload)
+        ));
+        assert!(matches!(
+            run(&["--inbound-memory", "1500000"], &[]),
+            Err(ConfigError::InboundBelowPayload)
         ));
     }
 

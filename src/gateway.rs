@@ -137,6 +137,12 @@ impl Status for GatewayStatus {
             self.chat.metrics().replays_in_progress().to_string(),
         );
         metric(
+            "emberchat_inbound_memory_bytes",
+            "gauge",
+            "Bytes of messages still arriving, held now (--inbound-memory).",
+            self.engine.inbound_bytes().to_string(),
+        );
+        metric(
             "emberchat_replay_memory_reserved_bytes",
             "gauge",
             "Bytes of the replay memory (--replay-memory) reserved for pages now.",

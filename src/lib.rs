@@ -12,13 +12,15 @@
 //!   acks, ordered broadcast, paced backlogs, connection state recovery (no sockets).
 //! - [`engineio`]: Engine.IO v4: codecs, session state, heartbeat (no sockets).
 //! - `store`: SQLite on its own thread, group commit.
-//! - [`json`]: a bounded JSON scanner; Socket.IO payloads stay raw text.
+//! - [`json`]: a bounded JSON scanner; Socket.IO payloads stay raw text; `budget`: a byte
+//!   budget shared by many holders.
 //! - [`logger`], [`systemd`], [`fdlimit`]: log output, service manager, open-file limit
 //!   (leaves, as `json` and `random`).
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub(crate) mod assets;
+pub(crate) mod budget;
 pub(crate) mod chat;
 pub mod config;
 pub mod engineio;

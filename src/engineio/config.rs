@@ -13,6 +13,10 @@ pub struct EngineConfig {
     pub upgrade_timeout: Duration,
     /// Largest polling body or WebSocket message accepted, in bytes. Default 1 MB.
     pub max_payload: usize,
+    /// Bytes all clients together may have half-sent (WebSocket frames and fragmented
+    /// messages in parts, polling bodies being read); a client that needs more is refused
+    /// (close 1013, HTTP 503). Default 32 MiB.
+    pub inbound_memory: usize,
     /// How long a polling POST may take to send its body; a slower one is answered 408 and
     /// its session closed. Default 10 s.
     pub body_timeout: Duration,
@@ -37,6 +41,7 @@ impl Default for EngineConfig {
             upgrade_timeout: Duration::from_millis(10_000),
             max_payload: 1_000_000,
             body_timeout: Duration::from_secs(10),
+            inbound_memory: 32 * 1024 * 1024,
             allow_upgrades: true,
             max_queue_packets: 4096,
             max_queue_bytes: 1024 * 1024,

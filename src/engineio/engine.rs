@@ -14,6 +14,7 @@ use super::handler::{CloseReason, Message, SessionHandler};
 use super::packet::{self, Packet};
 use super::session::{QueueLimits, Session, TransportKind};
 use super::sid::Sid;
+use crate::budget::Budget;
 
 /// Creates the application's side of each new session.
 pub trait Handler {
@@ -29,11 +30,14 @@ pub struct Engine {
     handler: Rc<dyn Handler>,
     /// Sessions closed because their client fell too far behind.
     overflows: Cell<u64>,
+    /// What the transports may hold of messages still arriving, for all clients together.
+    inbound: Rc<Budget>,
 }
 
 impl Engine {
     pub fn new(config: EngineConfig, handler: Rc<dyn Handler>) -> Rc<Engine> {
         Rc::new(Engine {
+            inbound: Budget::new(config.inbound_memory),
             config,
             sessions: RefCell::new(HashMap::new()),
             handler,
@@ -43,6 +47,16 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// The budget for messages still arriving (see [`EngineConfig::inbound_memory`]).
+    pub(crate) fn inbound(&self) -> &Rc<Budget> {
+        &self.inbound
+    }
+
+    /// Bytes of messages still arriving, held now.
+    pub fn inbound_bytes(&self) -> usize {
+        self.inbound.used()
     }
 
     /// Number of live sessions.

@@ -8,6 +8,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::body::{self, Body};
 use super::error::EngineError;
+use crate::budget::Lease;
 use crate::engineio::session::{PollRefusal, PollReply};
 use crate::engineio::{CloseReason, Engine, Session, TransportKind, payload};
 
@@ -90,7 +91,10 @@ pub async fn post(
     // The body is read only while the session lives, and only for so long: a client must not
     // keep a buffer of up to max_payload open past its session, or trickle it for ever.
     let read = tokio::select! {
-        read = tokio::time::timeout(timeout, read_body(request.into_body(), max_payload)) => read,
+        read = tokio::time::timeout(
+            timeout,
+            read_body(request.into_body(), max_payload, Lease::new(engine.inbound())),
+        ) => read,
         () = session.wait_closed() => return EngineError::UnknownSid.response(),
     };
     let Ok(read) = read else {
@@ -111,6 +115,18 @@ pub async fn post(
             return body::response(StatusCode::PAYLOAD_TOO_LARGE, CONTENT_TYPE, "");
         }
         Err(BodyError::Io) => return EngineError::BadRequest.response(),
+        Err(BodyError::Busy) => {
+            log::warn!(
+                "session {}: closed, its polling body would pass --inbound-memory",
+                session.sid()
+            );
+            session.close(CloseReason::TransportError);
+            return body::response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                CONTENT_TYPE,
+                "The server is busy; try again later.\n",
+            );
+        }
     };
     match payload::decode(&body, max_payload) {
         Ok(packets) => {
@@ -133,10 +149,17 @@ pub async fn post(
 enum BodyError {
     TooLarge,
     Io,
+    /// The engine's inbound budget cannot hold the body.
+    Busy,
 }
 
-/// Collects a request body, refusing it as soon as it exceeds `limit`.
-async fn read_body(mut body: Incoming, limit: usize) -> Result<Vec<u8>, BodyError> {
+/// Collects a request body, refusing it as soon as it exceeds `limit` or what `held` can
+/// take from the engine's inbound budget.
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    mut held: Lease,
+) -> Result<Vec<u8>, BodyError> {
     if body.size_hint().lower() > limit as u64 {
         return Err(BodyError::TooLarge);
     }
@@ -153,6 +176,9 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Vec<u8>, BodyErro
                         return Err(BodyError::TooLarge);
                     }
                     data.extend_from_slice(&chunk);
+                    if !held.hold(data.capacity()) {
+                        return Err(BodyError::Busy);
+                    }
                 }
             }
         }

@@ -25,6 +25,7 @@ use super::body::Body;
 use super::error::EngineError;
 use super::io::HyperIo;
 use super::ws_codec::{self, Decoded, Decoder, Inbound, MAX_SERVER_HEADER, Opcode, WsError};
+use crate::budget::Lease;
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::{CloseReason, EncodedPacket, Engine, Session, TransportKind};
 use crate::logger::Throttle;
@@ -79,7 +80,7 @@ pub fn upgrade(
             return;
         };
         let hyper::upgrade::Parts { io, read_buf, .. } = parts;
-        let mut conn = Driver::new(io.0, engine.config().max_payload, &read_buf);
+        let mut conn = Driver::new(io.0, &engine, &read_buf);
         // The leftover bytes share hyper's whole read buffer: let it go now, not at the end.
         drop(read_buf);
         match session {
@@ -192,6 +193,8 @@ enum End {
     Protocol(WsError),
     /// The session ended while handling a message (bad Engine.IO packet, close packet).
     Session(CloseReason),
+    /// The message being received would take the inbound budget past its limit.
+    Busy,
 }
 
 /// A WebSocket connection: the stream plus the little state between frames.
@@ -200,6 +203,8 @@ struct Driver {
     decoder: Decoder,
     /// A frame that arrived in part; unallocated between frames.
     partial: Vec<u8>,
+    /// `partial` and the decoder's fragments, held from the engine's inbound budget.
+    held: Lease,
     outbox: Outbox,
 }
 
@@ -211,12 +216,24 @@ impl Driver {
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip())
     }
 
-    fn new(stream: TcpStream, max_message: usize, already_read: &[u8]) -> Driver {
+    fn new(stream: TcpStream, engine: &Engine, already_read: &[u8]) -> Driver {
         Driver {
             stream,
-            decoder: Decoder::new(max_message),
+            decoder: Decoder::new(engine.config().max_payload),
             partial: already_read.to_vec(),
+            held: Lease::new(engine.inbound()),
             outbox: Outbox::default(),
+        }
+    }
+
+    /// Accounts for what this connection buffers of messages still arriving; `Busy` when
+    /// the engine's inbound budget cannot cover it.
+    fn account(&mut self) -> Result<(), End> {
+        let buffered = self.partial.capacity() + self.decoder.buffered();
+        if self.held.hold(buffered) {
+            Ok(())
+        } else {
+            Err(End::Busy)
         }
     }
 
@@ -257,6 +274,7 @@ impl Driver {
                 self.decode_partial(&mut on_message)?;
                 n
             };
+            self.account()?;
             if read == 0 {
                 return Ok(ReadState::Drained);
             }
@@ -580,6 +598,18 @@ fn finish(conn: Driver, session: &Rc<Session>, end: End) {
                 format_args!("session {}: {error}", session.sid()),
             );
             conn.close_now(error.close_code());
+            session.close(CloseReason::TransportError);
+        }
+        End::Busy => {
+            PROTOCOL_ERRORS.log(
+                log::Level::Warn,
+                format_args!(
+                    "session {}: closed, the message it is sending would pass --inbound-memory",
+                    session.sid()
+                ),
+            );
+            // 1013, "try again later": the client reconnects, and recovers its session.
+            conn.close_now(1013);
             session.close(CloseReason::TransportError);
         }
         End::Session(reason) => {

@@ -86,6 +86,11 @@ impl Decoder {
         }
     }
 
+    /// Bytes held for a fragmented message in progress.
+    pub fn buffered(&self) -> usize {
+        self.fragments.capacity()
+    }
+
     /// Decodes the frame at the start of `buf`, unmasking its payload in place.
     pub fn decode<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Decoded<'a>, WsError> {
         if self.assembled {

@@ -562,9 +562,17 @@ fn status_within(stream: &mut std::net::TcpStream, wait: Duration) -> Option<u16
 #[test]
 fn a_slow_polling_post_ends_with_its_session() {
     // Pings every 300 ms: a client that never GETs misses the pong and its session ends.
+    // The inbound budget is raised past the 50 bodies, so that only their sessions end them.
     let gateway = Gateway::start(
         "slow-post",
-        &["--ping-interval", "300", "--ping-timeout", "200"],
+        &[
+            "--ping-interval",
+            "300",
+            "--ping-timeout",
+            "200",
+            "--inbound-memory",
+            "134217728",
+        ],
     );
     let rss_before = status_kib(&gateway, "VmRSS");
     let mut posts: Vec<_> = (0..50)
@@ -681,4 +689,56 @@ fn the_three_memory_attacks_at_once_stay_bounded() {
         .send(Message::text("421[\"chat message\",\"still here\"]"))
         .unwrap();
     while !read_text(&mut fresh).starts_with("431[]") {}
+}
+
+#[test]
+fn half_sent_messages_share_one_inbound_budget() {
+    let gateway = Gateway::start("inbound-budget", &["--inbound-memory", "3000000"]);
+    // Clients that each start a 900 KB binary frame and send 800 KB of it: once the budget
+    // (3 MB) is spent, the next is disconnected with 1013, "try again later".
+    let mut clients = Vec::new();
+    let mut refused = 0;
+    for _ in 0..6 {
+        let (mut ws, _) = socketio_ws(&gateway, "{}");
+        let mut frame = vec![0x82, 0x80 | 127];
+        frame.extend_from_slice(&900_000u64.to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 0]); // a zero mask leaves the payload as it is
+        frame.resize(frame.len() + 800_000, b'x');
+        ws.get_mut().write_all(&frame).unwrap();
+        thread::sleep(Duration::from_millis(200));
+        ws.get_ref()
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        match ws.read() {
+            Ok(Message::Close(Some(close))) => {
+                assert_eq!(close.code, CloseCode::Again);
+                refused += 1;
+            }
+            Err(tungstenite::Error::Io(_)) => clients.push(ws),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!((2..=5).contains(&refused), "{refused} of 6 refused");
+    let held = metric(&gateway, "emberchat_inbound_memory_bytes");
+    assert!(held <= 3_000_000, "{held} bytes held");
+    // Everyone else is served as usual.
+    let (mut chatter, _) = socketio_ws(&gateway, "{}");
+    chatter
+        .send(Message::text("421[\"chat message\",\"hello\"]"))
+        .unwrap();
+    while !read_text(&mut chatter).starts_with("431[]") {}
+    // Gone clients give their share back.
+    drop(clients);
+    wait_metric(&gateway, "emberchat_inbound_memory_bytes", 0);
+
+    // Polling bodies draw on the same budget: POSTs stopped at 700 KB, until one gets 503.
+    let mut posts = Vec::new();
+    let busy = (0..8).find(|_| {
+        let sid = connect_polling(&gateway);
+        let mut post = unfinished_post(&gateway, &sid, 1_000_000, 700_000);
+        let status = status_within(&mut post, Duration::from_millis(500));
+        posts.push(post);
+        status == Some(503)
+    });
+    assert!(matches!(busy, Some(2..=5)), "503 at POST {busy:?}");
 }
