@@ -84,7 +84,12 @@ impl Engine {
             packets: self.config.max_queue_packets,
             bytes: self.config.max_queue_bytes,
         };
-        let session = Rc::new(Session::new(sid.clone(), transport, limits));
+        let session = Rc::new(Session::new(
+            sid.clone(),
+            transport,
+            limits,
+            self.inbound.clone(),
+        ));
         let upgrades = transport == TransportKind::Polling && self.config.allow_upgrades;
         session.send(EncodedPacket::text(packet::open_packet(
             sid.as_str(),

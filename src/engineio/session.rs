@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use super::encoded::EncodedPacket;
 use super::handler::{CloseReason, SessionHandler};
 use super::sid::Sid;
+use crate::budget::Budget;
 
 /// The transport currently carrying a session's packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,9 @@ pub struct QueueLimits {
 /// An Engine.IO session shared by its transport(s), its heartbeat task and the application.
 pub struct Session {
     sid: Sid,
+    /// The engine's budget for messages still arriving, which the layer above draws on too
+    /// (a packet waiting for its attachments).
+    inbound: Rc<Budget>,
     state: RefCell<State>,
     /// Wakes whichever transport drains the queue (a pending GET or the WebSocket task).
     transport_wake: Notify,
@@ -87,9 +91,15 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(sid: Sid, transport: TransportKind, limits: QueueLimits) -> Self {
+    pub(crate) fn new(
+        sid: Sid,
+        transport: TransportKind,
+        limits: QueueLimits,
+        inbound: Rc<Budget>,
+    ) -> Self {
         Session {
             sid,
+            inbound,
             state: RefCell::new(State {
                 transport,
                 probing: false,
@@ -112,6 +122,12 @@ impl Session {
 
     pub fn sid(&self) -> &Sid {
         &self.sid
+    }
+
+    /// The budget for messages still arriving (`EngineConfig::inbound_memory`), shared by
+    /// every session.
+    pub(crate) fn inbound(&self) -> &Rc<Budget> {
+        &self.inbound
     }
 
     pub fn transport(&self) -> TransportKind {
@@ -419,7 +435,12 @@ mod tests {
             packets: 8,
             bytes: 64,
         };
-        Session::new(Sid::random(), TransportKind::Polling, limits)
+        Session::new(
+            Sid::random(),
+            TransportKind::Polling,
+            limits,
+            Budget::new(1 << 20),
+        )
     }
 
     #[test]

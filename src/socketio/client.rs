@@ -16,6 +16,7 @@ use super::namespace::{AnyNamespace, Member};
 use super::packet::{self, Packet, PacketType};
 use super::recovery::Recovery;
 use super::socket::Identity;
+use crate::budget::Lease;
 use crate::engineio::{CloseReason, EncodedPacket, Message, Session, SessionHandler, Sid};
 use crate::json;
 use crate::logger::{Throttle, untrusted};
@@ -37,6 +38,8 @@ struct Partial {
     expected: usize,
     /// The text and the attachments so far, bounded by `max_attachment_bytes`.
     bytes: usize,
+    /// `bytes`, held from the engine's inbound budget.
+    held: Lease,
     /// Closes the session if the attachments do not all come in time.
     deadline: tokio::task::AbortHandle,
 }
@@ -84,6 +87,19 @@ impl Client {
             .iter()
             .find(|m| m.namespace() == nsp)
             .cloned()
+    }
+
+    /// The inbound budget cannot hold what this client is sending: it is closed, as a
+    /// WebSocket would be with 1013, and may come back (and recover) later.
+    fn busy(&self) {
+        PROTOCOL_ERRORS.log(
+            log::Level::Warn,
+            format_args!(
+                "session {}: closed, its attachments would pass --inbound-memory",
+                self.session.sid()
+            ),
+        );
+        self.session.close(CloseReason::TransportError);
     }
 
     fn protocol_error(&self, what: &dyn std::fmt::Display) {
@@ -272,6 +288,10 @@ impl Client {
                 if self.member(packet.nsp).is_none() {
                     return self.protocol_error(&"attachments for a namespace it has not joined");
                 }
+                let mut held = Lease::new(self.session.inbound());
+                if !held.hold(text.len()) {
+                    return self.busy();
+                }
                 let deadline = tokio::task::spawn_local(attachment_deadline(
                     self.me.clone(),
                     config.attachment_timeout,
@@ -281,6 +301,7 @@ impl Client {
                     attachments: Vec::with_capacity(packet.attachments),
                     expected: packet.attachments,
                     bytes: text.len(),
+                    held,
                     deadline: deadline.abort_handle(),
                 }));
             }
@@ -301,6 +322,11 @@ impl Client {
                 drop(partial.take());
                 drop(partial);
                 return self.protocol_error(&"attachments larger than the payload limit");
+            }
+            if !pending.held.hold(pending.bytes) {
+                drop(partial.take());
+                drop(partial);
+                return self.busy();
             }
             pending.attachments.push(data);
             if pending.attachments.len() == pending.expected {

@@ -157,7 +157,8 @@ mod tests {
             bytes: 64,
         };
         let transport = crate::engineio::TransportKind::WebSocket;
-        let session = Rc::new(Session::new(Sid::random(), transport, limits));
+        let inbound = crate::budget::Budget::new(1 << 20);
+        let session = Rc::new(Session::new(Sid::random(), transport, limits, inbound));
         recovery.connected(&pid, &sid, "/", &session, start);
         recovery.connected(&other, &Sid::random(), "/", &session, start);
         assert!(recovery.live_session(&pid, "/").is_some());

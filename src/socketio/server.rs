@@ -205,6 +205,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pending_attachments_draw_on_the_inbound_budget() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let mut server = Server::new(SocketIoConfig::default());
+                server.add_namespace("/", |hub| Rc::new(Quiet(hub)));
+                let config = EngineConfig {
+                    inbound_memory: 1000,
+                    ..EngineConfig::default()
+                };
+                let engine = Engine::new(config, Rc::new(server));
+                let header = "52-[\"bin\",{\"_placeholder\":true,\"num\":0},\
+                              {\"_placeholder\":true,\"num\":1}]";
+                let binary = |len| engineio::packet::Packet::Binary(Bytes::from(vec![7u8; len]));
+                let (first, _) = join(&engine, "");
+                engine.receive(&first, engineio::packet::Packet::Message(header));
+                engine.receive(&first, binary(600));
+                let (second, _) = join(&engine, "");
+                engine.receive(&second, engineio::packet::Packet::Message(header));
+                // 600 + 400 and both headers: over the 1000 bytes all sessions share.
+                engine.receive(&second, binary(400));
+                assert_eq!(second.close_reason(), Some(CloseReason::TransportError));
+                assert!(!first.is_closed());
+                // The first one's packet completes and gives its share back.
+                engine.receive(&first, binary(10));
+                assert_eq!(engine.inbound_bytes(), 0);
+            })
+            .await;
+    }
+
+    #[tokio::test]
     async fn a_session_is_closed_after_three_refused_connects() {
         let local = tokio::task::LocalSet::new();
         local
