@@ -69,32 +69,42 @@ pub enum Decoded<'a> {
 /// Reassembles client messages from frames.
 pub struct Decoder {
     max_message: usize,
-    /// The start of a fragmented message; unallocated unless a client fragments.
-    fragments: Vec<u8>,
-    fragmented: Option<Data>,
-    /// `fragments` was handed out as a whole message and is cleared on the next call.
+    /// A fragmented message in progress. Boxed: few clients fragment, and every connection
+    /// would otherwise carry the room.
+    fragmented: Option<Box<Fragmented>>,
+    /// `fragmented` was handed out as a whole message and is dropped on the next call.
     assembled: bool,
+}
+
+/// The start of a fragmented message.
+struct Fragmented {
+    kind: Data,
+    data: Vec<u8>,
 }
 
 impl Decoder {
     pub fn new(max_message: usize) -> Decoder {
         Decoder {
             max_message,
-            fragments: Vec::new(),
             fragmented: None,
             assembled: false,
         }
     }
 
+    /// Bytes of a fragmented message received so far.
+    fn buffered_len(&self) -> usize {
+        self.fragmented.as_ref().map_or(0, |f| f.data.len())
+    }
+
     /// Bytes held for a fragmented message in progress.
     pub fn buffered(&self) -> usize {
-        self.fragments.capacity()
+        self.fragmented.as_ref().map_or(0, |f| f.data.capacity())
     }
 
     /// Decodes the frame at the start of `buf`, unmasking its payload in place.
     pub fn decode<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Decoded<'a>, WsError> {
         if self.assembled {
-            self.fragments = Vec::new();
+            self.fragmented = None;
             self.assembled = false;
         }
         let mut cursor = Cursor::new(&*buf);
@@ -114,7 +124,7 @@ impl Decoder {
             OpCode::Control(_) if !header.is_final || length > 125 => {
                 return Err(WsError::Protocol("fragmented or long control frame"));
             }
-            OpCode::Data(_) if length > (self.max_message - self.fragments.len()) as u64 => {
+            OpCode::Data(_) if length > (self.max_message - self.buffered_len()) as u64 => {
                 return Err(WsError::TooBig);
             }
             _ => {}
@@ -130,14 +140,14 @@ impl Decoder {
             OpCode::Control(Control::Pong) => Some(Inbound::Pong),
             OpCode::Control(_) => Some(Inbound::Close),
             OpCode::Data(Data::Continue) => {
-                let kind = self
+                let fragmented = self
                     .fragmented
+                    .as_mut()
                     .ok_or(WsError::Protocol("continuation without a first frame"))?;
-                self.fragments.extend_from_slice(payload);
+                fragmented.data.extend_from_slice(payload);
                 if header.is_final {
-                    self.fragmented = None;
                     self.assembled = true;
-                    Some(message(kind, &self.fragments)?)
+                    Some(message(fragmented.kind, &fragmented.data)?)
                 } else {
                     None
                 }
@@ -149,8 +159,10 @@ impl Decoder {
                 if header.is_final {
                     Some(message(kind, payload)?)
                 } else {
-                    self.fragmented = Some(kind);
-                    self.fragments.extend_from_slice(payload);
+                    self.fragmented = Some(Box::new(Fragmented {
+                        kind,
+                        data: payload.to_vec(),
+                    }));
                     None
                 }
             }
