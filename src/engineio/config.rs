@@ -14,8 +14,8 @@ pub struct EngineConfig {
     /// Largest polling body or WebSocket message accepted, in bytes. Default 1 MB.
     pub max_payload: usize,
     /// Bytes all clients together may have half-sent (WebSocket frames and fragmented
-    /// messages in parts, polling bodies being read); a client that needs more is refused
-    /// (close 1013, HTTP 503). Default 32 MiB.
+    /// messages in parts, polling bodies being read, packets waiting for their attachments);
+    /// a client that needs more is refused (close 1013, HTTP 503). Default 32 MiB.
     pub inbound_memory: usize,
     /// How long a polling POST may take to send its body; a slower one is answered 408 and
     /// its session closed. Default 10 s.

@@ -86,8 +86,8 @@ pub(super) type Identify<'a> = &'a dyn Fn(&dyn Fn(&str) -> bool) -> Identity;
 
 /// A namespace whatever its handler, as a client's session sees it.
 pub(super) trait AnyNamespace {
-    /// Admits a socket over `session` for a client at `peer`, or refuses it. `identify` picks the socket's identity
-    /// (recovered or new), given a check of recovery offsets.
+    /// Admits a socket over `session` for a client at `peer`, or refuses it. `identify`
+    /// picks the socket's identity (recovered or new), given a check of recovery offsets.
     fn admit(
         self: Rc<Self>,
         session: &Rc<Session>,

@@ -77,6 +77,10 @@ mod tests {
         fn on_event(self: &Rc<Self>, _: &Rc<Socket<()>>, _: Event<'_>) {}
     }
 
+    /// A binary event announcing two attachments.
+    const TWO_ATTACHMENTS: &str =
+        "52-[\"bin\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]";
+
     fn packets(session: &Session) -> Vec<EncodedPacket> {
         let mut packets = Vec::new();
         session.take_queued(&mut packets);
@@ -167,8 +171,7 @@ mod tests {
                     ..EngineConfig::default()
                 };
                 let engine = Engine::new(config, Rc::new(server));
-                let header = "52-[\"bin\",{\"_placeholder\":true,\"num\":0},\
-                              {\"_placeholder\":true,\"num\":1}]";
+                let header = TWO_ATTACHMENTS;
                 let binary = |len| engineio::packet::Packet::Binary(Bytes::from(vec![7u8; len]));
 
                 // Before CONNECT, a session may not make the server hold attachments.
@@ -216,8 +219,7 @@ mod tests {
                     ..EngineConfig::default()
                 };
                 let engine = Engine::new(config, Rc::new(server));
-                let header = "52-[\"bin\",{\"_placeholder\":true,\"num\":0},\
-                              {\"_placeholder\":true,\"num\":1}]";
+                let header = TWO_ATTACHMENTS;
                 let binary = |len| engineio::packet::Packet::Binary(Bytes::from(vec![7u8; len]));
                 let (first, _) = join(&engine, "");
                 engine.receive(&first, engineio::packet::Packet::Message(header));

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use hyper::body::{Body as _, Incoming};
 use hyper::{Request, Response, StatusCode};
@@ -11,6 +12,7 @@ use super::error::EngineError;
 use crate::budget::Lease;
 use crate::engineio::session::{PollRefusal, PollReply};
 use crate::engineio::{CloseReason, Engine, Session, TransportKind, payload};
+use crate::logger::Throttle;
 
 const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 
@@ -116,9 +118,12 @@ pub async fn post(
         }
         Err(BodyError::Io) => return EngineError::BadRequest.response(),
         Err(BodyError::Busy) => {
-            log::warn!(
-                "session {}: closed, its polling body would pass --inbound-memory",
-                session.sid()
+            BUSY.log(
+                log::Level::Warn,
+                format_args!(
+                    "session {}: closed, its polling body would pass --inbound-memory",
+                    session.sid()
+                ),
             );
             session.close(CloseReason::TransportError);
             return body::response(
@@ -145,6 +150,10 @@ pub async fn post(
         }
     }
 }
+
+/// Bodies refused for the inbound budget: a crowd of clients can cause many, so their lines
+/// are rationed.
+static BUSY: Throttle = Throttle::new(20, Duration::from_secs(60));
 
 enum BodyError {
     TooLarge,

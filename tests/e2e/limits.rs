@@ -390,6 +390,19 @@ fn binary_header(count: usize) -> String {
     format!("45{count}-[\"upload\",{}]", placeholders.join(","))
 }
 
+/// A joined client that announces 10 attachments and sends up to 9 `chunk`s of them (the
+/// server may close it on the way); returns its socket.
+fn oversized_upload(gateway: &Gateway, chunk: &[u8]) -> common::Ws {
+    let (mut ws, _) = socketio_ws(gateway, "{}");
+    ws.send(Message::text(binary_header(10))).unwrap();
+    for _ in 0..9 {
+        if ws.send(Message::binary(chunk.to_vec())).is_err() {
+            break;
+        }
+    }
+    ws
+}
+
 /// Whether the server closes `ws` (a close frame or the end of the stream) within 10 s.
 fn closed_soon(ws: &mut common::Ws) -> bool {
     ws.get_ref()
@@ -431,14 +444,7 @@ fn unfinished_attachments_cannot_pin_memory() {
     // Joined: 10 announced, 999 KB each; past --max-payload (1 MB) in all, the session ends.
     let mut attackers = Vec::new();
     for _ in 0..10 {
-        let (mut ws, _) = socketio_ws(&gateway, "{}");
-        ws.send(Message::text(binary_header(10))).unwrap();
-        for _ in 0..9 {
-            if ws.send(Message::binary(chunk.clone())).is_err() {
-                break;
-            }
-        }
-        attackers.push(ws);
+        attackers.push(oversized_upload(&gateway, &chunk));
     }
     for ws in &mut attackers {
         assert!(closed_soon(ws), "a packet over the payload limit was held");
@@ -665,14 +671,7 @@ fn the_three_memory_attacks_at_once_stay_bounded() {
     for _ in 0..10 {
         let (unread, _) = socketio_ws(&gateway, "{\"serverOffset\":0}");
         held.push(unread);
-        let (mut uploader, _) = socketio_ws(&gateway, "{}");
-        uploader.send(Message::text(binary_header(10))).unwrap();
-        for _ in 0..9 {
-            if uploader.send(Message::binary(chunk.clone())).is_err() {
-                break;
-            }
-        }
-        held.push(uploader);
+        held.push(oversized_upload(&gateway, &chunk));
         let sid = connect_polling(&gateway);
         posts.push(unfinished_post(&gateway, &sid, 1_000_000, 500_000));
     }
