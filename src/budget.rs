@@ -1,6 +1,7 @@
 //! A byte budget that many holders share: what clients are still sending (a WebSocket frame
 //! in parts, a fragmented message, a polling body) is held only within one total, whatever
-//! the number of clients, so no crowd of half-sent messages can exhaust a small board.
+//! the number of clients, so no crowd of half-sent messages can exhaust a small board. The
+//! same holds for what waits to go out to clients that read slowly.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -23,6 +24,33 @@ impl Budget {
     /// Bytes held now, by all.
     pub fn used(&self) -> usize {
         self.used.get()
+    }
+
+    /// The total that may be held.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Takes `bytes` for a holder that keeps its own count (a session's queue) if the total
+    /// stays within `ceiling` (itself capped at the limit); false, taking nothing, if not.
+    pub fn take_within(&self, bytes: usize, ceiling: usize) -> bool {
+        let total = self.used.get() + bytes;
+        if total > ceiling.min(self.limit) {
+            return false;
+        }
+        self.used.set(total);
+        true
+    }
+
+    /// Takes `bytes` whatever is left, for what must not be refused (a session's close
+    /// packet, a byte): the total may pass the limit by that much.
+    pub fn take(&self, bytes: usize) {
+        self.used.set(self.used.get() + bytes);
+    }
+
+    /// Gives back `bytes` taken with [`Budget::take_within`].
+    pub fn give_back(&self, bytes: usize) {
+        self.used.set(self.used.get() - bytes);
     }
 }
 
@@ -81,5 +109,19 @@ mod tests {
         drop(b);
         assert_eq!(budget.used(), 10);
         assert!(a.hold(100));
+    }
+
+    #[test]
+    fn counted_takes_respect_their_ceiling() {
+        let budget = Budget::new(100);
+        assert!(budget.take_within(70, 75));
+        assert!(!budget.take_within(10, 75), "80 is over the ceiling");
+        assert!(
+            budget.take_within(30, 1000),
+            "a ceiling past the limit is the limit"
+        );
+        assert!(!budget.take_within(1, 1000));
+        budget.give_back(100);
+        assert_eq!(budget.used(), 0);
     }
 }

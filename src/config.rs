@@ -125,6 +125,8 @@ pub enum ConfigError {
     MessageNotBelowPayload,
     /// `--inbound-memory` could not hold one message of `--max-payload`.
     InboundBelowPayload,
+    /// `--outbound-memory` could not hold two clients' full queues.
+    OutboundBelowQueue,
 }
 
 impl fmt::Display for ConfigError {
@@ -138,6 +140,9 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::InboundBelowPayload => {
                 f.write_str("--inbound-memory must be at least twice --max-payload")
+            }
+            ConfigError::OutboundBelowQueue => {
+                f.write_str("--outbound-memory must be at least twice --max-queue-bytes")
             }
         }
     }
@@ -173,10 +178,14 @@ Options (each also read from the environment variable shown):
                              [EMBERCHAT_MAX_MESSAGE_RATE] (default 20)
   --token TOKEN              shared access token clients must send as auth.token
                              [EMBERCHAT_TOKEN] (default none: anyone on the network may chat)
-  --max-queue-packets N      packets queued for one client before it is disconnected
+  --max-queue-packets N      packets queued for one client before it is disconnected; chat
+                             messages fill half, then it catches up from the database
                              [EMBERCHAT_MAX_QUEUE_PACKETS] (default 4096)
-  --max-queue-bytes BYTES    bytes queued for one client before it is disconnected
-                             [EMBERCHAT_MAX_QUEUE_BYTES] (default 1048576)
+  --max-queue-bytes BYTES    bytes queued for one client before it is disconnected; chat
+                             messages fill half [EMBERCHAT_MAX_QUEUE_BYTES] (default 1048576)
+  --outbound-memory BYTES    memory all clients' queued packets may hold at once; chat
+                             messages fill three quarters, then clients catch up from the
+                             database [EMBERCHAT_OUTBOUND_MEMORY] (default 33554432)
   --inbound-memory BYTES     memory all clients' half-sent messages may hold at once; a
                              client that needs more is disconnected
                              [EMBERCHAT_INBOUND_MEMORY] (default 33554432)
@@ -211,6 +220,7 @@ const OPTIONS: &[(&str, &str)] = &[
     ("replay-memory", "EMBERCHAT_REPLAY_MEMORY"),
     ("inbound-memory", "EMBERCHAT_INBOUND_MEMORY"),
     ("max-queue-bytes", "EMBERCHAT_MAX_QUEUE_BYTES"),
+    ("outbound-memory", "EMBERCHAT_OUTBOUND_MEMORY"),
     ("log-level", "EMBERCHAT_LOG_LEVEL"),
 ];
 
@@ -296,6 +306,7 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), BadValue> {
         "max-queue-packets" => config.engine.max_queue_packets = number(value)?,
         "replay-memory" => config.chat.replay_memory = number(value)?,
         "inbound-memory" => config.engine.inbound_memory = number(value)?,
+        "outbound-memory" => config.engine.outbound_memory = number(value)?,
         "max-clients" => config.engine.max_sessions = number(value)?,
         "max-message-rate" => {
             config.chat.max_message_rate = value
@@ -366,6 +377,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ("max-clients", config.engine.max_sessions as u128),
         ("replay-memory", config.chat.replay_memory as u128),
         ("inbound-memory", config.engine.inbound_memory as u128),
+        ("outbound-memory", config.engine.outbound_memory as u128),
     ];
     for (flag, value) in positive {
         if value == 0 {
@@ -378,6 +390,9 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     // A frame in parts and the fragments before it: two payloads, for one client at least.
     if config.engine.inbound_memory < config.engine.max_payload.saturating_mul(2) {
         return Err(ConfigError::InboundBelowPayload);
+    }
+    if config.engine.outbound_memory < config.engine.max_queue_bytes.saturating_mul(2) {
+        return Err(ConfigError::OutboundBelowQueue);
     }
     Ok(())
 }
@@ -491,6 +506,10 @@ mod tests {
         assert!(matches!(
             run(&["--inbound-memory", "1500000"], &[]),
             Err(ConfigError::InboundBelowPayload)
+        ));
+        assert!(matches!(
+            run(&["--outbound-memory", "1500000"], &[]),
+            Err(ConfigError::OutboundBelowQueue)
         ));
     }
 

@@ -143,6 +143,12 @@ impl Status for GatewayStatus {
             self.engine.inbound_bytes().to_string(),
         );
         metric(
+            "emberchat_outbound_memory_bytes",
+            "gauge",
+            "Bytes waiting to go out to clients, held now (--outbound-memory).",
+            self.engine.outbound_bytes().to_string(),
+        );
+        metric(
             "emberchat_replay_memory_reserved_bytes",
             "gauge",
             "Bytes of the replay memory (--replay-memory) reserved for pages now.",
@@ -151,8 +157,22 @@ impl Status for GatewayStatus {
         metric(
             "emberchat_queue_overflows_total",
             "counter",
-            "Clients disconnected because they fell too far behind, since start.",
+            "Clients disconnected because acks and replies to them piled up unread, since start.",
             self.engine.queue_overflows().to_string(),
+        );
+        metric(
+            "emberchat_catch_ups_total",
+            "counter",
+            "Times a client read slower than the chat and was switched to catching up from the \
+             database, since start.",
+            self.chat.metrics().catch_ups().to_string(),
+        );
+        metric(
+            "emberchat_ping_timeouts_total",
+            "counter",
+            "Clients disconnected because they stopped answering pings (stalled readers \
+             among them), since start.",
+            self.engine.ping_timeouts().to_string(),
         );
         metric(
             "emberchat_rate_limited_total",

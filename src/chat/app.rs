@@ -187,18 +187,19 @@ impl NamespaceHandler for Chat {
             return;
         }
         socket.hold_broadcasts();
-        let settings = ReplaySettings {
-            page: replay_page(&self.config),
-            recovery_offsets: self.config.recovery_offsets,
-        };
-        tokio::task::spawn_local(history::replay(
-            self.messages.clone(),
-            self.metrics.clone(),
-            self.replay_memory.clone(),
-            socket.clone(),
-            after,
-            settings,
-        ));
+        self.replay(socket, after);
+    }
+
+    /// The socket reads slower than the chat broadcasts: rather than letting broadcasts pile
+    /// up in memory (or dropping the client), it gets them from the store as fast as it
+    /// reads, and live broadcasts again once it has caught up.
+    fn on_behind(self: &Rc<Self>, socket: &Rc<Socket<ChatSocket>>, after: i64) {
+        self.metrics.count_catch_up();
+        log::debug!(
+            "socket {} fell behind after {after}: catching up",
+            socket.id()
+        );
+        self.replay(socket, after);
     }
 
     fn on_event(self: &Rc<Self>, socket: &Rc<Socket<ChatSocket>>, event: Event<'_>) {
@@ -211,6 +212,25 @@ impl NamespaceHandler for Chat {
 
     fn on_disconnect(self: &Rc<Self>, socket: &Rc<Socket<ChatSocket>>, reason: DisconnectReason) {
         log::debug!("socket {} disconnected: {reason}", socket.id());
+    }
+}
+
+impl Chat {
+    /// Sends `socket` (whose broadcasts are held) every stored message after `after`, then
+    /// lets broadcasts through again.
+    fn replay(&self, socket: &Rc<Socket<ChatSocket>>, after: i64) {
+        let settings = ReplaySettings {
+            page: replay_page(&self.config),
+            recovery_offsets: self.config.recovery_offsets,
+        };
+        tokio::task::spawn_local(history::replay(
+            self.messages.clone(),
+            self.metrics.clone(),
+            self.replay_memory.clone(),
+            socket.clone(),
+            after,
+            settings,
+        ));
     }
 }
 

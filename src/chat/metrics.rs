@@ -8,6 +8,7 @@ pub struct ChatMetrics {
     stored: Cell<u64>,
     store_errors: Cell<u64>,
     rate_limited: Cell<u64>,
+    catch_ups: Cell<u64>,
     replays: Cell<usize>,
 }
 
@@ -27,6 +28,11 @@ impl ChatMetrics {
         self.rate_limited.get()
     }
 
+    /// Times a socket fell behind the broadcasts and caught up from the store, since start.
+    pub fn catch_ups(&self) -> u64 {
+        self.catch_ups.get()
+    }
+
     /// Replays running now.
     pub fn replays_in_progress(&self) -> usize {
         self.replays.get()
@@ -38,6 +44,10 @@ impl ChatMetrics {
 
     pub(super) fn count_store_error(&self) {
         self.store_errors.set(self.store_errors.get() + 1);
+    }
+
+    pub(super) fn count_catch_up(&self) {
+        self.catch_ups.set(self.catch_ups.get() + 1);
     }
 
     pub(super) fn count_rate_limited(&self) {

@@ -17,14 +17,22 @@ pub struct EngineConfig {
     /// messages in parts, polling bodies being read, packets waiting for their attachments);
     /// a client that needs more is refused (close 1013, HTTP 503). Default 32 MiB.
     pub inbound_memory: usize,
+    /// Bytes that may wait to go out to all clients together: queued packets (counted in
+    /// every queue that holds them, though a broadcast's bytes are shared) and frames being
+    /// written. Broadcasts fill at most three quarters of it; a client they do not fit is
+    /// sent them from the store later. A client whose acks and replies do not fit is
+    /// disconnected. Default 32 MiB.
+    pub outbound_memory: usize,
     /// How long a polling POST may take to send its body; a slower one is answered 408 and
     /// its session closed. Default 10 s.
     pub body_timeout: Duration,
     /// Offer the polling → WebSocket upgrade. Default true.
     pub allow_upgrades: bool,
-    /// Most packets waiting for one client before it is disconnected. Default 4096.
+    /// Most packets waiting for one client before it is disconnected; broadcasts fill at
+    /// most half. Default 4096.
     pub max_queue_packets: usize,
-    /// Most bytes waiting for one client before it is disconnected. Default 1 MiB.
+    /// Most bytes waiting for one client before it is disconnected; broadcasts fill at most
+    /// half. Default 1 MiB.
     pub max_queue_bytes: usize,
     /// Most sessions at once; further handshakes get HTTP 503. Default 4096.
     pub max_sessions: usize,
@@ -42,6 +50,7 @@ impl Default for EngineConfig {
             max_payload: 1_000_000,
             body_timeout: Duration::from_secs(10),
             inbound_memory: 32 * 1024 * 1024,
+            outbound_memory: 32 * 1024 * 1024,
             allow_upgrades: true,
             max_queue_packets: 4096,
             max_queue_bytes: 1024 * 1024,

@@ -12,7 +12,7 @@ use super::config::EngineConfig;
 use super::encoded::EncodedPacket;
 use super::handler::{CloseReason, Message, SessionHandler};
 use super::packet::{self, Packet};
-use super::session::{QueueLimits, Session, TransportKind};
+use super::session::{Budgets, QueueLimits, Session, TransportKind};
 use super::sid::Sid;
 use crate::budget::Budget;
 
@@ -30,18 +30,24 @@ pub struct Engine {
     handler: Rc<dyn Handler>,
     /// Sessions closed because their client fell too far behind.
     overflows: Cell<u64>,
+    /// Sessions closed because their client stopped answering pings.
+    ping_timeouts: Cell<u64>,
     /// What the transports may hold of messages still arriving, for all clients together.
     inbound: Rc<Budget>,
+    /// What may wait to go out, for all clients together.
+    outbound: Rc<Budget>,
 }
 
 impl Engine {
     pub fn new(config: EngineConfig, handler: Rc<dyn Handler>) -> Rc<Engine> {
         Rc::new(Engine {
             inbound: Budget::new(config.inbound_memory),
+            outbound: Budget::new(config.outbound_memory),
             config,
             sessions: RefCell::new(HashMap::new()),
             handler,
             overflows: Cell::new(0),
+            ping_timeouts: Cell::new(0),
         })
     }
 
@@ -54,9 +60,19 @@ impl Engine {
         &self.inbound
     }
 
+    /// The budget for packets waiting to go out (see [`EngineConfig::outbound_memory`]).
+    pub(crate) fn outbound(&self) -> &Rc<Budget> {
+        &self.outbound
+    }
+
     /// Bytes of messages still arriving, held now.
     pub fn inbound_bytes(&self) -> usize {
         self.inbound.used()
+    }
+
+    /// Bytes waiting to go out (queued or being written), held now.
+    pub fn outbound_bytes(&self) -> usize {
+        self.outbound.used()
     }
 
     /// Number of live sessions.
@@ -88,7 +104,10 @@ impl Engine {
             sid.clone(),
             transport,
             limits,
-            self.inbound.clone(),
+            Budgets {
+                inbound: self.inbound.clone(),
+                outbound: self.outbound.clone(),
+            },
         ));
         let upgrades = transport == TransportKind::Polling && self.config.allow_upgrades;
         session.send(EncodedPacket::text(packet::open_packet(
@@ -137,6 +156,12 @@ impl Engine {
     /// Sessions closed since start because their outbound queue overflowed.
     pub fn queue_overflows(&self) -> u64 {
         self.overflows.get()
+    }
+
+    /// Sessions closed since start because their client stopped answering pings (it stopped
+    /// reading, or went away without closing).
+    pub fn ping_timeouts(&self) -> u64 {
+        self.ping_timeouts.get()
     }
 
     /// Closes a session whose queue overflowed; true if it did.
@@ -201,6 +226,7 @@ async fn heartbeat(engine: Rc<Engine>, session: Rc<Session>, first_ping: Instant
             tokio::select! {
                 _ = sleep_until(deadline) => {
                     if session.awaiting_pong() {
+                        engine.ping_timeouts.set(engine.ping_timeouts.get() + 1);
                         session.close(CloseReason::PingTimeout);
                         break 'outer;
                     }
@@ -273,7 +299,7 @@ mod tests {
 
     fn drain(session: &Session) -> Vec<EncodedPacket> {
         let mut packets = Vec::new();
-        session.take_queued(&mut packets);
+        session.take_queued(&mut packets, usize::MAX);
         packets
     }
 

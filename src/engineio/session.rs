@@ -48,11 +48,31 @@ pub enum PollRefusal {
     Closed,
 }
 
+/// A packet waiting to go out. `ordered` marks a broadcast or replayed message: the client
+/// counts those by offset, and the store can send them again, so they may be dropped (when
+/// the server closes the session) or never queued (a reader that is behind catches up from
+/// the store instead).
+#[derive(Debug)]
+struct Queued {
+    packet: EncodedPacket,
+    ordered: bool,
+}
+
+impl Queued {
+    /// What the packet costs the outbound budget: its bytes and its place in the queue.
+    fn cost(&self) -> usize {
+        self.packet.len() + ENTRY_COST
+    }
+}
+
+/// Memory a queued packet takes beyond its bytes, as the outbound budget counts it.
+pub const ENTRY_COST: usize = std::mem::size_of::<Queued>();
+
 #[derive(Debug)]
 struct State {
     transport: TransportKind,
     probing: bool,
-    queue: VecDeque<EncodedPacket>,
+    queue: VecDeque<Queued>,
     closed: Option<CloseReason>,
     get_pending: bool,
     post_pending: bool,
@@ -60,17 +80,46 @@ struct State {
     awaiting_pong: bool,
     /// Bytes of the packets in `queue`.
     queued_bytes: usize,
+    /// What `queue` holds of the outbound budget.
+    charged: usize,
     /// The queue hit its limit: the session is closed on the heartbeat task's next turn.
     overflowed: bool,
 }
 
-/// Bounds on a session's outbound queue. A client that falls this far behind is disconnected
-/// rather than buffered without end; its messages are in the store for when it returns.
+/// Bounds on a session's outbound queue. Ordered packets (broadcasts) fill at most half of
+/// it: a reader that is further behind catches up from the store. Other packets (acks,
+/// replies) fill the rest; a client that lets those pile up past the limits is disconnected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueLimits {
     pub packets: usize,
     pub bytes: usize,
 }
+
+impl QueueLimits {
+    /// Whether a queue of `packets` packets and `bytes` bytes has room for ordered packets
+    /// of `more` bytes.
+    fn ordered_room(&self, packets: usize, bytes: usize, more: usize) -> bool {
+        packets < self.packets / 2 && bytes + more <= self.bytes / 2
+    }
+}
+
+/// The share of the outbound budget that ordered packets may fill; the rest is kept for acks
+/// and replies, which cannot be sent again later.
+fn ordered_ceiling(outbound: &Budget) -> usize {
+    outbound.limit() / 4 * 3
+}
+
+/// The engine-wide budgets a session draws on.
+#[derive(Clone)]
+pub(crate) struct Budgets {
+    /// Messages still arriving (`EngineConfig::inbound_memory`).
+    pub inbound: Rc<Budget>,
+    /// Packets waiting to go out (`EngineConfig::outbound_memory`).
+    pub outbound: Rc<Budget>,
+}
+
+/// How often a producer waiting for other clients to free the outbound budget looks again.
+const BUDGET_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// An Engine.IO session shared by its transport(s), its heartbeat task and the application.
 pub struct Session {
@@ -78,6 +127,8 @@ pub struct Session {
     /// The engine's budget for messages still arriving, which the layer above draws on too
     /// (a packet waiting for its attachments).
     inbound: Rc<Budget>,
+    /// The engine's budget for packets waiting to go out, which the queue draws on.
+    outbound: Rc<Budget>,
     state: RefCell<State>,
     /// Wakes whichever transport drains the queue (a pending GET or the WebSocket task).
     transport_wake: Notify,
@@ -95,11 +146,12 @@ impl Session {
         sid: Sid,
         transport: TransportKind,
         limits: QueueLimits,
-        inbound: Rc<Budget>,
+        budgets: Budgets,
     ) -> Self {
         Session {
             sid,
-            inbound,
+            inbound: budgets.inbound,
+            outbound: budgets.outbound,
             state: RefCell::new(State {
                 transport,
                 probing: false,
@@ -110,6 +162,7 @@ impl Session {
                 noop_pending: false,
                 awaiting_pong: false,
                 queued_bytes: 0,
+                charged: 0,
                 overflowed: false,
             }),
             transport_wake: Notify::new(),
@@ -130,6 +183,12 @@ impl Session {
         &self.inbound
     }
 
+    /// The budget for packets waiting to go out (`EngineConfig::outbound_memory`), shared by
+    /// every session; a transport holds its share of it for what it took from the queue.
+    pub(crate) fn outbound(&self) -> &Rc<Budget> {
+        &self.outbound
+    }
+
     pub fn transport(&self) -> TransportKind {
         self.state.borrow().transport
     }
@@ -148,16 +207,31 @@ impl Session {
         self.send_all(std::iter::once(packet));
     }
 
-    /// Queues several packets with one wake-up of the transport (a page of replayed messages).
+    /// Queues several packets with one wake-up of the transport.
     pub fn send_all(&self, packets: impl IntoIterator<Item = EncodedPacket>) {
+        self.queue_all(packets, false);
+    }
+
+    /// Queues a part of a backlog (replayed messages) as ordered packets, with one wake-up of
+    /// the transport. The producer waits for room first ([`Session::wait_ordered_room`]).
+    pub fn send_backlog(&self, packets: impl IntoIterator<Item = EncodedPacket>) {
+        self.queue_all(packets, true);
+    }
+
+    fn queue_all(&self, packets: impl IntoIterator<Item = EncodedPacket>, ordered: bool) {
         let mut state = self.state.borrow_mut();
         if state.closed.is_some() || state.overflowed {
             return;
         }
         let mut queued = false;
         for packet in packets {
-            let bytes = state.queued_bytes + packet.len();
-            if state.queue.len() >= self.limits.packets || bytes > self.limits.bytes {
+            let entry = Queued { packet, ordered };
+            let bytes = state.queued_bytes + entry.packet.len();
+            let cost = entry.cost();
+            if state.queue.len() >= self.limits.packets
+                || bytes > self.limits.bytes
+                || !self.outbound.take_within(cost, usize::MAX)
+            {
                 state.overflowed = true;
                 drop(state);
                 // Closing here would re-enter whoever is sending (a broadcast walking its
@@ -165,14 +239,46 @@ impl Session {
                 self.heartbeat_wake.notify_one();
                 return;
             }
+            state.charged += cost;
             state.queued_bytes = bytes;
-            state.queue.push_back(packet);
+            state.queue.push_back(entry);
             queued = true;
         }
         drop(state);
         if queued {
             self.transport_wake.notify_one();
         }
+    }
+
+    /// Queues an ordered packet (a live broadcast) if there is room for it: in this queue's
+    /// half for ordered packets, and in the ordered share of the outbound budget. False when
+    /// there is not (or the session is closed): the caller then sends the client this and
+    /// later broadcasts from the store, as fast as it reads.
+    pub fn offer_ordered(&self, packet: &EncodedPacket) -> bool {
+        let mut state = self.state.borrow_mut();
+        if state.closed.is_some() || state.overflowed {
+            return false;
+        }
+        let entry = Queued {
+            packet: packet.clone(),
+            ordered: true,
+        };
+        let cost = entry.cost();
+        if !self
+            .limits
+            .ordered_room(state.queue.len(), state.queued_bytes, entry.packet.len())
+            || !self
+                .outbound
+                .take_within(cost, ordered_ceiling(&self.outbound))
+        {
+            return false;
+        }
+        state.charged += cost;
+        state.queued_bytes += entry.packet.len();
+        state.queue.push_back(entry);
+        drop(state);
+        self.transport_wake.notify_one();
+        true
     }
 
     /// True once the outbound queue hit its limits.
@@ -216,25 +322,45 @@ impl Session {
         self.state.borrow().queue.len()
     }
 
-    /// Takes every queued packet, for the transport to write.
-    pub fn take_queued(&self, into: &mut impl Extend<EncodedPacket>) {
+    /// Takes queued packets for the transport to write: all of them, or as many as fit in
+    /// `max_bytes` (at least one). Returns what they cost the outbound budget, which the
+    /// transport now holds (see [`Session::outbound`]).
+    pub fn take_queued(&self, into: &mut impl Extend<EncodedPacket>, max_bytes: usize) -> usize {
         let mut state = self.state.borrow_mut();
         if state.queue.is_empty() {
-            return;
+            return 0;
         }
-        state.queued_bytes = 0;
-        into.extend(state.queue.drain(..));
+        let mut bytes = 0;
+        let mut cost = 0;
+        let count = state
+            .queue
+            .iter()
+            .take_while(|entry| {
+                let fits = bytes == 0 || bytes + entry.packet.len() <= max_bytes;
+                if fits {
+                    bytes += entry.packet.len();
+                    cost += entry.cost();
+                }
+                fits
+            })
+            .count();
+        state.queued_bytes -= bytes;
+        state.charged -= cost;
+        into.extend(state.queue.drain(..count).map(|entry| entry.packet));
         // A burst leaves a large empty buffer behind; an idle client should not keep it.
-        if state.queue.capacity() > 256 {
+        if state.queue.is_empty() && state.queue.capacity() > 256 {
             state.queue = VecDeque::new();
         }
         drop(state);
+        self.outbound.give_back(cost);
         self.drain_wake.notify_waiters();
+        cost
     }
 
-    /// Waits until at most `packets` packets and `bytes` bytes are queued. Returns false once
-    /// the session is closed. Lets a producer (replay) pace itself to what the client reads.
-    pub async fn wait_queue_below(&self, packets: usize, bytes: usize) -> bool {
+    /// Waits until ordered packets of `bytes` in all, after at most `packets` already queued,
+    /// have room (see [`Session::offer_ordered`]). Returns false once the session is closed.
+    /// Lets a producer (replay) pace itself to what the client reads.
+    pub async fn wait_ordered_room(&self, packets: usize, bytes: usize) -> bool {
         loop {
             if self.is_closed() {
                 return false;
@@ -243,11 +369,15 @@ impl Session {
                 let state = self.state.borrow();
                 (state.queue.len(), state.queued_bytes)
             };
-            if queued <= packets && queued_bytes <= bytes {
+            if queued > packets || !self.limits.ordered_room(0, queued_bytes, bytes) {
+                // Single-threaded: nothing can drain the queue between the check and this wait.
+                self.drain_wake.notified().await;
+            } else if self.outbound.used() + bytes > ordered_ceiling(&self.outbound) {
+                // Other clients hold the budget: look again shortly.
+                tokio::time::sleep(BUDGET_RECHECK).await;
+            } else {
                 return true;
             }
-            // Single-threaded: nothing can drain the queue between the check and this wait.
-            self.drain_wake.notified().await;
         }
     }
 
@@ -279,15 +409,46 @@ impl Session {
                 return false;
             }
             state.closed = Some(reason);
-            if reason.sends_close_packet() && state.transport == TransportKind::Polling {
-                // A pending or next GET carries the queued packets, then the close packet.
-                state.queue.push_back(EncodedPacket::text("1"));
+            if reason.sends_close_packet() {
+                // Broadcasts handed over with the close could reach a client that already
+                // counts itself disconnected: socket.io-client buffers them without moving its
+                // offset, then recovers from that offset and gets them twice. They are in the
+                // store, so they go out again on recovery or replay instead.
+                let state = &mut *state;
+                let mut freed = 0;
+                let mut freed_bytes = 0;
+                state.queue.retain(|entry| {
+                    if entry.ordered {
+                        freed += entry.cost();
+                        freed_bytes += entry.packet.len();
+                    }
+                    !entry.ordered
+                });
+                state.charged -= freed;
+                state.queued_bytes -= freed_bytes;
+                self.outbound.give_back(freed);
+                if state.transport == TransportKind::Polling {
+                    // A pending or next GET carries the queued packets, then the close packet.
+                    let close = Queued {
+                        packet: EncodedPacket::text("1"),
+                        ordered: false,
+                    };
+                    self.outbound.take(close.cost());
+                    state.charged += close.cost();
+                    state.queued_bytes += close.packet.len();
+                    state.queue.push_back(close);
+                }
             }
         }
         self.transport_wake.notify_one();
         self.heartbeat_wake.notify_one();
         self.drain_wake.notify_waiters();
         true
+    }
+
+    /// Bytes queued now (the packets' own bytes).
+    pub fn queued_bytes(&self) -> usize {
+        self.state.borrow().queued_bytes
     }
 
     // ---- long-polling ----
@@ -319,10 +480,9 @@ impl Session {
             return PollReply::Noop;
         }
         if !state.queue.is_empty() {
-            state.queued_bytes = 0;
-            let packets = state.queue.drain(..).collect();
             drop(state);
-            self.drain_wake.notify_waiters();
+            let mut packets = Vec::new();
+            self.take_queued(&mut packets, usize::MAX);
             return PollReply::Packets(packets);
         }
         match state.closed {
@@ -426,6 +586,13 @@ impl Session {
     }
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        // What was still queued when the last reference went (a closed session's packets).
+        self.outbound.give_back(self.state.get_mut().charged);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,7 +606,10 @@ mod tests {
             Sid::random(),
             TransportKind::Polling,
             limits,
-            Budget::new(1 << 20),
+            Budgets {
+                inbound: Budget::new(1 << 20),
+                outbound: Budget::new(1 << 20),
+            },
         )
     }
 
@@ -548,8 +718,98 @@ mod tests {
         let healthy = session();
         healthy.send(EncodedPacket::text("4".repeat(60)));
         let mut out = Vec::new();
-        healthy.take_queued(&mut out);
+        healthy.take_queued(&mut out, usize::MAX);
         healthy.send(EncodedPacket::text("4".repeat(60)));
         assert!(!healthy.overflowed());
+    }
+
+    #[test]
+    fn ordered_packets_fill_half_the_queue_and_are_refused_not_overflowed() {
+        let s = session();
+        let broadcast = EncodedPacket::text("42[\"m\"]");
+        for _ in 0..4 {
+            assert!(s.offer_ordered(&broadcast));
+        }
+        assert!(!s.offer_ordered(&broadcast), "8 packets: half is 4");
+        assert!(!s.overflowed());
+        // Acks still have the other half.
+        for _ in 0..4 {
+            s.send(EncodedPacket::text("43"));
+        }
+        assert!(!s.overflowed());
+        s.send(EncodedPacket::text("43"));
+        assert!(s.overflowed());
+        // Half the bytes too: 64 / 2.
+        let s = session();
+        assert!(s.offer_ordered(&EncodedPacket::text("4".repeat(30))));
+        assert!(!s.offer_ordered(&EncodedPacket::text("4".repeat(3))));
+        assert!(s.offer_ordered(&EncodedPacket::text("42")));
+    }
+
+    #[test]
+    fn the_outbound_budget_counts_every_queue_until_written() {
+        let outbound = Budget::new(4 * (4 + ENTRY_COST));
+        let budgets = Budgets {
+            inbound: Budget::new(1 << 20),
+            outbound: outbound.clone(),
+        };
+        let limits = QueueLimits {
+            packets: 100,
+            bytes: 1000,
+        };
+        let a = Session::new(
+            Sid::random(),
+            TransportKind::Polling,
+            limits,
+            budgets.clone(),
+        );
+        let b = Session::new(Sid::random(), TransportKind::Polling, limits, budgets);
+        let packet = EncodedPacket::text("42xx");
+        // Broadcasts take three quarters at most: 3 of 4.
+        assert!(a.offer_ordered(&packet));
+        assert!(b.offer_ordered(&packet));
+        assert!(a.offer_ordered(&packet));
+        assert!(!b.offer_ordered(&packet));
+        assert_eq!(outbound.used(), 3 * (4 + ENTRY_COST));
+        // Acks may use the rest, and past it their session overflows.
+        b.send(packet.clone());
+        assert!(!b.overflowed());
+        b.send(packet.clone());
+        assert!(b.overflowed());
+        // Taking packets gives back their share; a part at a time when asked.
+        let mut out = Vec::new();
+        assert_eq!(a.take_queued(&mut out, 1), 4 + ENTRY_COST);
+        assert_eq!(out.len(), 1);
+        a.take_queued(&mut out, usize::MAX);
+        assert_eq!(out.len(), 2);
+        assert_eq!(outbound.used(), 2 * (4 + ENTRY_COST));
+        // A dropped session gives back what it still held.
+        drop(b);
+        assert_eq!(outbound.used(), 0);
+    }
+
+    #[test]
+    fn a_server_close_drops_queued_broadcasts_but_not_replies() {
+        let s = session();
+        s.send(EncodedPacket::text("40{\"sid\":\"x\"}"));
+        assert!(s.offer_ordered(&EncodedPacket::text("42[\"m\",1]")));
+        s.send_backlog([EncodedPacket::text("42[\"m\",2]")]);
+        s.send(EncodedPacket::text("431[]"));
+        s.close(CloseReason::Forced);
+        s.begin_get().unwrap();
+        assert_eq!(
+            s.poll(),
+            PollReply::Packets(vec![
+                EncodedPacket::text("40{\"sid\":\"x\"}"),
+                EncodedPacket::text("431[]"),
+                EncodedPacket::text("1"),
+            ])
+        );
+        assert_eq!(s.outbound().used(), 0);
+        // A client that closed keeps nothing of what was queued for it anyway.
+        let s = session();
+        assert!(s.offer_ordered(&EncodedPacket::text("42[\"m\",1]")));
+        s.close(CloseReason::TransportClose);
+        assert_eq!(s.queued(), 1);
     }
 }

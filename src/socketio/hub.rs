@@ -67,7 +67,10 @@ impl<D> Hub<D> {
 
     /// Encodes `event` once (`args` appends its arguments; `capacity` is the expected size in
     /// bytes) and queues it, numbered `seq`, to every socket that is live and does not have it
-    /// yet (see [`Socket::go_live`]). Used for messages numbered by their stored id.
+    /// yet (see [`Socket::go_live`]). Used for messages numbered by their stored id. A socket
+    /// it finds no room for falls behind (see [`NamespaceHandler::on_behind`]).
+    ///
+    /// [`NamespaceHandler::on_behind`]: super::NamespaceHandler::on_behind
     pub fn broadcast_ordered(
         &self,
         event: &str,
@@ -78,8 +81,16 @@ impl<D> Hub<D> {
         let mut text = String::with_capacity(capacity + event.len() + 16);
         packet::write_event(&mut text, &self.namespace, event, args);
         let packet = EncodedPacket::text(text);
+        let mut behind = Vec::new();
         for socket in self.slots.borrow().iter().flatten() {
-            socket.offer(&packet, seq);
+            if !socket.offer(&packet, seq) {
+                behind.push(socket.clone());
+            }
+        }
+        // Told once the walk is over: what the application does may join or leave sockets.
+        for socket in behind {
+            let after = socket.delivered();
+            socket.host().fell_behind(&socket, after);
         }
     }
 

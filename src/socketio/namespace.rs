@@ -32,6 +32,16 @@ pub trait NamespaceHandler: 'static {
 
     fn on_event(self: &Rc<Self>, socket: &Rc<Socket<Self::Data>>, event: Event<'_>);
 
+    /// An ordered broadcast found no room in the socket's queue: the client reads slower than
+    /// the namespace broadcasts. Broadcasts no longer reach the socket (see
+    /// [`Socket::hold_broadcasts`]); the application sends it everything after `after` from
+    /// where it keeps them, then calls [`Socket::go_live`]. By default the socket's session is
+    /// closed instead, as a layer that keeps nothing cannot do better; the client reconnects.
+    fn on_behind(self: &Rc<Self>, socket: &Rc<Socket<Self::Data>>, after: i64) {
+        let _ = after;
+        socket.close_session();
+    }
+
     /// The socket left.
     fn on_disconnect(self: &Rc<Self>, _socket: &Rc<Socket<Self::Data>>, _reason: DisconnectReason) {
     }
@@ -72,6 +82,10 @@ impl<H: NamespaceHandler> SocketHost<H::Data> for Namespace<H> {
 
     fn on_event(&self, socket: &Rc<Socket<H::Data>>, event: Event<'_>) {
         self.handler.on_event(socket, event);
+    }
+
+    fn fell_behind(&self, socket: &Rc<Socket<H::Data>>, after: i64) {
+        self.handler.on_behind(socket, after);
     }
 
     fn leave(&self, socket: &Rc<Socket<H::Data>>, reason: DisconnectReason) {

@@ -157,8 +157,11 @@ mod tests {
             bytes: 64,
         };
         let transport = crate::engineio::TransportKind::WebSocket;
-        let inbound = crate::budget::Budget::new(1 << 20);
-        let session = Rc::new(Session::new(Sid::random(), transport, limits, inbound));
+        let budgets = crate::engineio::session::Budgets {
+            inbound: crate::budget::Budget::new(1 << 20),
+            outbound: crate::budget::Budget::new(1 << 20),
+        };
+        let session = Rc::new(Session::new(Sid::random(), transport, limits, budgets));
         recovery.connected(&pid, &sid, "/", &session, start);
         recovery.connected(&other, &Sid::random(), "/", &session, start);
         assert!(recovery.live_session(&pid, "/").is_some());

@@ -83,7 +83,7 @@ mod tests {
 
     fn packets(session: &Session) -> Vec<EncodedPacket> {
         let mut packets = Vec::new();
-        session.take_queued(&mut packets);
+        session.take_queued(&mut packets, usize::MAX);
         packets
     }
 

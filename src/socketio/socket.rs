@@ -25,6 +25,8 @@ pub(super) trait SocketHost<D> {
     /// Joins the namespace's hub and tells the application.
     fn enter(&self, socket: &Rc<Socket<D>>, auth: &str);
     fn on_event(&self, socket: &Rc<Socket<D>>, event: Event<'_>);
+    /// Broadcasts after `after` found no room in the socket's queue.
+    fn fell_behind(&self, socket: &Rc<Socket<D>>, after: i64);
     /// Leaves the hub and tells the application.
     fn leave(&self, socket: &Rc<Socket<D>>, reason: DisconnectReason);
 }
@@ -127,11 +129,32 @@ impl<D> Socket<D> {
 
     /// Queues an ordered broadcast numbered `seq` unless the socket is catching up or already
     /// has it. Sequence numbers increase, so a socket never gets one twice or out of order.
-    pub(super) fn offer(&self, packet: &EncodedPacket, seq: i64) {
-        if self.live.get() && seq > self.delivered.get() {
-            self.delivered.set(seq);
-            self.session.send(packet.clone());
+    /// Returns false when the socket just fell behind: the broadcast found no room, and
+    /// broadcasts are held from it from now on (see [`SocketHost::fell_behind`]).
+    pub(super) fn offer(&self, packet: &EncodedPacket, seq: i64) -> bool {
+        if !self.live.get() || seq <= self.delivered.get() {
+            return true;
         }
+        if self.session.offer_ordered(packet) {
+            self.delivered.set(seq);
+            return true;
+        }
+        if self.session.is_closed() {
+            return true;
+        }
+        self.live.set(false);
+        false
+    }
+
+    /// Sequence number of the last ordered broadcast queued to the socket.
+    pub(super) fn delivered(&self) -> i64 {
+        self.delivered.get()
+    }
+
+    /// Closes the socket's whole session (its client reconnects), as for a client that let
+    /// its queue overflow.
+    pub fn close_session(&self) {
+        self.session.close(crate::engineio::CloseReason::Forced);
     }
 
     /// Waits until the client has read enough for the next part of a backlog of at most
@@ -142,7 +165,7 @@ impl<D> Socket<D> {
         let ready = self.is_connected()
             && self
                 .session
-                .wait_queue_below(room.packets, room.bytes)
+                .wait_ordered_room(room.packets, room.bytes)
                 .await;
         ready.then_some(room)
     }
@@ -154,7 +177,7 @@ impl<D> Socket<D> {
 
     /// Queues a batch with one wake-up of the transport.
     pub fn send_batch(&self, batch: EventBatch) {
-        self.session.send_all(batch.into_packets());
+        self.session.send_backlog(batch.into_packets());
     }
 
     /// Emits `event`; `args_tail` is the rest of the argument array after the name: `]` for no

@@ -10,19 +10,33 @@ use hyper::StatusCode;
 use hyper::body::SizeHint;
 use hyper::header::{self, HeaderValue};
 
-/// A response body that is sent in one piece.
+use crate::budget::Lease;
+
+/// A response body that is sent in one piece, perhaps with a share of a memory budget that
+/// it gives back once hyper is done with it.
 #[derive(Debug, Default)]
-pub struct Body(Option<Bytes>);
+pub struct Body {
+    data: Option<Bytes>,
+    held: Option<Lease>,
+}
 
 impl Body {
     pub fn empty() -> Body {
-        Body(None)
+        Body::default()
+    }
+
+    /// Keeps `lease` until the body is dropped.
+    pub fn hold(&mut self, lease: Lease) {
+        self.held = Some(lease);
     }
 }
 
 impl From<Bytes> for Body {
     fn from(data: Bytes) -> Body {
-        Body(Some(data))
+        Body {
+            data: Some(data),
+            held: None,
+        }
     }
 }
 
@@ -34,15 +48,19 @@ impl hyper::body::Body for Body {
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.take().map(|data| Ok(hyper::body::Frame::data(data))))
+        Poll::Ready(
+            self.data
+                .take()
+                .map(|data| Ok(hyper::body::Frame::data(data))),
+        )
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_none()
+        self.data.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.0.as_ref().map_or(0, |d| d.len() as u64))
+        SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
     }
 }
 

@@ -20,7 +20,7 @@ const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 pub fn handshake(engine: &Rc<Engine>, peer: IpAddr) -> Response<Body> {
     let session = engine.open(TransportKind::Polling, peer);
     let mut packets = Vec::new();
-    session.take_queued(&mut packets);
+    session.take_queued(&mut packets, usize::MAX);
     body::response(StatusCode::OK, CONTENT_TYPE, payload::encode(&packets))
 }
 
@@ -50,7 +50,18 @@ pub async fn get(session: &Rc<Session>) -> Response<Body> {
     let _pending = PendingGet(session);
     loop {
         let body = match session.poll() {
-            PollReply::Packets(packets) => payload::encode(&packets),
+            PollReply::Packets(packets) => {
+                let payload = payload::encode(&packets);
+                drop(packets);
+                // The response stays in the outbound budget until hyper has taken it. The
+                // queue just gave back at least as much (text), so this fits; a base64
+                // binary, longer than it was queued, might not, and goes uncounted.
+                let mut held = Lease::new(session.outbound());
+                let _ = held.hold(payload.len());
+                let mut response = body::response(StatusCode::OK, CONTENT_TYPE, payload);
+                response.body_mut().hold(held);
+                return response;
+            }
             PollReply::Closed => "1".to_owned(),
             PollReply::Noop => "6".to_owned(),
             PollReply::Wait => {

@@ -27,6 +27,7 @@ use super::io::HyperIo;
 use super::ws_codec::{self, Decoded, Decoder, Inbound, MAX_SERVER_HEADER, Opcode, WsError};
 use crate::budget::Lease;
 use crate::engineio::packet::{self, Packet};
+use crate::engineio::session::ENTRY_COST;
 use crate::engineio::{CloseReason, EncodedPacket, Engine, Session, TransportKind};
 use crate::logger::Throttle;
 
@@ -121,12 +122,16 @@ struct Outbox {
     frames: VecDeque<Outgoing>,
     /// Bytes of the first frame (header included) already written.
     written: usize,
+    /// What the data frames cost the outbound budget, as the session's queue counted them.
+    cost: usize,
 }
 
 impl Extend<EncodedPacket> for Outbox {
     fn extend<I: IntoIterator<Item = EncodedPacket>>(&mut self, frames: I) {
-        self.frames
-            .extend(frames.into_iter().map(|frame| match frame {
+        let cost = &mut self.cost;
+        self.frames.extend(frames.into_iter().map(|frame| {
+            *cost += frame.len() + ENTRY_COST;
+            match frame {
                 EncodedPacket::Text(text) => Outgoing {
                     opcode: Opcode::Text,
                     payload: text.into_bytes(),
@@ -135,7 +140,8 @@ impl Extend<EncodedPacket> for Outbox {
                     opcode: Opcode::Binary,
                     payload: data,
                 },
-            }));
+            }
+        }));
     }
 }
 
@@ -206,6 +212,8 @@ struct Driver {
     /// `partial` and the decoder's fragments, held from the engine's inbound budget.
     held: Lease,
     outbox: Outbox,
+    /// The outbox's data frames, held from the engine's outbound budget.
+    sending: Lease,
 }
 
 impl Driver {
@@ -223,7 +231,16 @@ impl Driver {
             partial: already_read.to_vec(),
             held: Lease::new(engine.inbound()),
             outbox: Outbox::default(),
+            sending: Lease::new(engine.outbound()),
         }
+    }
+
+    /// Takes the next batch of the session's queue into the (empty) outbox; its share of the
+    /// outbound budget moves from the queue to this connection.
+    fn take_batch(&mut self, session: &Session) {
+        session.take_queued(&mut self.outbox, WRITE_BUFFER_SIZE);
+        // The queue gave back as much just now, so this always fits.
+        self.sending.hold(self.outbox.cost);
     }
 
     /// Accounts for what this connection buffers of messages still arriving; `Busy` when
@@ -343,8 +360,12 @@ impl Driver {
                     break;
                 }
                 written -= total;
+                if matches!(frame.opcode, Opcode::Text | Opcode::Binary) {
+                    outbox.cost -= frame.payload.len() + ENTRY_COST;
+                }
                 outbox.frames.pop_front();
             }
+            self.sending.hold(outbox.cost);
         }
         // A burst leaves a large empty buffer behind; an idle client should not keep it.
         if outbox.frames.capacity() > 256 {
@@ -542,7 +563,7 @@ async fn run(engine: &Engine, mut conn: Driver, session: &Rc<Session>) {
         // Frames move from the session's queue only once the previous batch is written: what
         // a slow reader has not taken stays there, where the queue limits apply.
         if conn.outbox.frames.is_empty() {
-            session.take_queued(&mut conn.outbox);
+            conn.take_batch(session);
         }
         let flushed = match conn.write_available() {
             Ok(flushed) => flushed,
@@ -616,7 +637,7 @@ fn finish(conn: Driver, session: &Rc<Session>, end: End) {
             // What the session queued before it ended (acks of earlier messages, a
             // CONNECT_ERROR) goes out first, as far as the socket takes it now.
             let mut conn = conn;
-            session.take_queued(&mut conn.outbox);
+            conn.take_batch(session);
             let _ = conn.write_available();
             conn.close_now(1000);
             session.close(reason);
@@ -643,6 +664,7 @@ mod tests {
         let mut outbox = Outbox {
             frames: frames(&[b"abc", b"def"]),
             written: 1,
+            cost: 0,
         };
         outbox.push_control(Opcode::Pong, Bytes::from_static(b"1"));
         outbox.push_control(Opcode::Pong, Bytes::from_static(b"2"));

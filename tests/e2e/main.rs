@@ -8,7 +8,9 @@
 //!   client offsets, backlogs, SIGKILL.
 //! - `recovery`: connection state recovery, and when there is none.
 //! - `access`: the access token and Origin checks.
-//! - `limits`: sizes, clients, slow readers, memory, message rate, request heads.
+//! - `limits`: sizes, clients, memory, message rate, request heads.
+//! - `slow_readers`: catching up from the database instead of being dropped, and the
+//!   heartbeat dropping readers that stopped.
 //! - `hostile_input`: malformed input and socket.io's security history, one class per test.
 //! - `storage`: bad databases, full disks, removed files, filesystems turning read-only.
 //! - `service`: SIGTERM, systemd notifications, socket activation, unit files, journald.
@@ -34,4 +36,5 @@ mod limits;
 mod protocol;
 mod recovery;
 mod service;
+mod slow_readers;
 mod storage;
