@@ -1,8 +1,9 @@
 //! Delivery: every acknowledged message reaches every client once, in order, including the ones
 //! a client missed while away (replay from its `serverOffset`). Duplicate client offsets are
 //! stored once, a page reload shows the history once, a backlog of 100,000 rows is replayed
-//! with live traffic mixed in, long messages are replayed in paced parts, and nothing acked
-//! is lost to a SIGKILL.
+//! with live traffic mixed in, long messages are replayed in paced parts, nothing acked
+//! is lost to a SIGKILL, and the official client gets every message exactly once across a
+//! shutdown that catches broadcasts still queued (polling and WebSocket).
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -190,4 +191,117 @@ fn parse_pairs(line: &str) -> Vec<(i64, String)> {
             (id.parse().expect("id"), text.trim_matches('"').to_owned())
         })
         .collect()
+}
+
+/// An official client whose output lines arrive on a channel.
+struct Watched {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Watched {
+    fn spawn(mut command: Command) -> Watched {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the client");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watched { child, lines }
+    }
+
+    fn wait_line(&self, line: &str) {
+        loop {
+            let got = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no {line:?} from the client"));
+            if got == line {
+                return;
+            }
+        }
+    }
+}
+
+/// Sends `chat message`s numbered `range`, 100 at a time, each batch acked before the next.
+fn send_acked(ws: &mut crate::common::Ws, range: std::ops::RangeInclusive<u64>) {
+    let numbers: Vec<u64> = range.collect();
+    for batch in numbers.chunks(100) {
+        for n in batch {
+            let packet = format!("42{n}[\"chat message\",\"close-{n}\",\"close-{n}\"]");
+            ws.send(Message::text(packet)).unwrap();
+        }
+        let mut acked = 0;
+        while acked < batch.len() {
+            if read_text(ws).starts_with("43") {
+                acked += 1;
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs tests/js node_modules: run `make test`"]
+fn exactly_once_across_a_shutdown_with_broadcasts_still_queued() {
+    let dir = scratch_dir("across-close");
+    let db = dir.join("chat.db");
+    let first = Gateway::start_at(dir.clone(), &db, &["--max-message-rate", "0"]);
+    let addr = first.addr.clone();
+    let clients: Vec<Watched> = ["polling", "websocket"]
+        .into_iter()
+        .map(|transport| {
+            let mut command = Command::new(node());
+            command.args([&js_script("across_close.mjs"), &first.url, transport]);
+            Watched::spawn(command)
+        })
+        .collect();
+    for client in &clients {
+        client.wait_line("connected");
+    }
+    // Three times: messages, then a burst the clients cannot have read yet when the gateway
+    // stops, so that the close reaches them with broadcasts still queued; then the gateway
+    // starts again on the same address and database, and the clients come back.
+    let mut gateway = first;
+    for round in 0..3u64 {
+        let (mut writer, _) = socketio_ws(&gateway, "{}");
+        let first = round * 1000 + 1;
+        send_acked(&mut writer, first..=first + 499);
+        for n in first + 500..first + 1000 {
+            let packet = format!("42[\"chat message\",\"close-{n}\",\"close-{n}\"]");
+            writer.send(Message::text(packet)).unwrap();
+        }
+        assert!(gateway.stop().success());
+        gateway = Gateway::start_at(
+            dir.clone(),
+            &db,
+            &["--max-message-rate", "0", "--listen", addr.as_str()],
+        );
+        for client in &clients {
+            client.wait_line("connected");
+        }
+    }
+    let (mut writer, _) = socketio_ws(&gateway, "{}");
+    send_acked(&mut writer, 3001..=3500);
+    let stored: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT max(id) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    for mut client in clients {
+        let mut stdin = client.child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, format!("{stored}\n").as_bytes()).unwrap();
+        let status = client.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "a client got a message twice, or missed one"
+        );
+    }
 }
