@@ -167,6 +167,8 @@ Options (each also read from the environment variable shown):
                              [EMBERCHAT_MAX_HEADER_BYTES] (default 16384, at least 8192)
   --header-timeout MS        time for an HTTP request head to arrive
                              [EMBERCHAT_HEADER_TIMEOUT] (default 30000)
+  --max-http-connections N   HTTP connections served at once (WebSockets stop counting once
+                             upgraded); more wait [EMBERCHAT_MAX_HTTP_CONNECTIONS] (default 1024)
   --max-payload BYTES        largest packet body [EMBERCHAT_MAX_PAYLOAD] (default 1000000)
   --max-message-bytes BYTES  longest chat message [EMBERCHAT_MAX_MESSAGE_BYTES] (default 16384)
   --max-clients N            most clients at once; more get HTTP 503
@@ -185,7 +187,7 @@ Options (each also read from the environment variable shown):
                              messages fill half [EMBERCHAT_MAX_QUEUE_BYTES] (default 1048576)
   --outbound-memory BYTES    memory all clients' queued packets may hold at once; chat
                              messages fill three quarters, then clients catch up from the
-                             database [EMBERCHAT_OUTBOUND_MEMORY] (default 33554432)
+                             database [EMBERCHAT_OUTBOUND_MEMORY] (default 16777216)
   --inbound-memory BYTES     memory all clients' half-sent messages may hold at once; a
                              client that needs more is disconnected
                              [EMBERCHAT_INBOUND_MEMORY] (default 33554432)
@@ -210,6 +212,7 @@ const OPTIONS: &[(&str, &str)] = &[
     ("max-payload", "EMBERCHAT_MAX_PAYLOAD"),
     ("max-header-bytes", "EMBERCHAT_MAX_HEADER_BYTES"),
     ("header-timeout", "EMBERCHAT_HEADER_TIMEOUT"),
+    ("max-http-connections", "EMBERCHAT_MAX_HTTP_CONNECTIONS"),
     ("max-message-bytes", "EMBERCHAT_MAX_MESSAGE_BYTES"),
     ("recovery-window", "EMBERCHAT_RECOVERY_WINDOW"),
     ("max-queue-packets", "EMBERCHAT_MAX_QUEUE_PACKETS"),
@@ -302,6 +305,7 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), BadValue> {
             config.http.max_header_bytes = bytes;
         }
         "header-timeout" => config.http.header_timeout = millis(value)?,
+        "max-http-connections" => config.http.max_connections = number(value)?,
         "max-message-bytes" => config.chat.max_message_bytes = number(value)?,
         "max-queue-packets" => config.engine.max_queue_packets = number(value)?,
         "replay-memory" => config.chat.replay_memory = number(value)?,
@@ -375,6 +379,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ("max-queue-packets", config.engine.max_queue_packets as u128),
         ("max-queue-bytes", config.engine.max_queue_bytes as u128),
         ("max-clients", config.engine.max_sessions as u128),
+        ("max-http-connections", config.http.max_connections as u128),
         ("replay-memory", config.chat.replay_memory as u128),
         ("inbound-memory", config.engine.inbound_memory as u128),
         ("outbound-memory", config.engine.outbound_memory as u128),

@@ -1,5 +1,6 @@
 //! The HTTP front: accept loop, routing, and the embedded static files.
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::error::Error;
 use std::future::Future;
@@ -13,9 +14,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::assets::{self, Asset};
 use crate::engineio::Engine;
+use crate::logger::Throttle;
 use crate::transport::{self, Body, io::HyperIo, io::TokioTimer, response};
 
 /// A health check on its way: `Ok` when the gateway can serve, else why not.
@@ -207,6 +210,10 @@ pub struct HttpLimits {
     pub max_header_bytes: usize,
     /// Time allowed for a request head to arrive (slowloris). Default 30 s.
     pub header_timeout: std::time::Duration,
+    /// HTTP connections served at once (a WebSocket stops counting once upgraded); further
+    /// ones wait in the kernel's accept queue. Each holds hyper's buffers, about 15 KB, so
+    /// this is what bounds them. Default 1024.
+    pub max_connections: usize,
 }
 
 impl Default for HttpLimits {
@@ -214,6 +221,7 @@ impl Default for HttpLimits {
         HttpLimits {
             max_header_bytes: 16 * 1024,
             header_timeout: std::time::Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }
@@ -229,7 +237,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let slots = Rc::new(ConnectionSlots::default());
     loop {
+        tokio::select! {
+            () = slots.wait_below(limits.max_connections) => {}
+            _ = &mut shutdown => return,
+        }
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -244,7 +257,9 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let slot = slots.take();
         tokio::task::spawn_local(async move {
+            let _slot = slot;
             let service = service_fn(move |mut request: Request<Incoming>| {
                 request.extensions_mut().insert(transport::Peer(peer.ip()));
                 let router = router.clone();
@@ -262,6 +277,46 @@ pub async fn serve(
         });
     }
 }
+
+/// HTTP connections being served, and a wake-up when one ends.
+#[derive(Default)]
+struct ConnectionSlots {
+    open: Cell<usize>,
+    freed: Notify,
+}
+
+impl ConnectionSlots {
+    /// Waits until fewer than `max` connections are open.
+    async fn wait_below(&self, max: usize) {
+        if self.open.get() >= max {
+            FULL.log(
+                log::Level::Warn,
+                format_args!("{max} HTTP connections open (--max-http-connections): new ones wait"),
+            );
+        }
+        while self.open.get() >= max {
+            self.freed.notified().await;
+        }
+    }
+
+    fn take(self: &Rc<Self>) -> Slot {
+        self.open.set(self.open.get() + 1);
+        Slot(self.clone())
+    }
+}
+
+/// One open connection's place; freed when dropped.
+struct Slot(Rc<ConnectionSlots>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get() - 1);
+        self.0.freed.notify_one();
+    }
+}
+
+/// A full server is reported once in a while, not once per connection.
+static FULL: Throttle = Throttle::new(1, std::time::Duration::from_secs(60));
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 //! ```text
 //! loadgen idle    --pid PID
 //! loadgen conns   --pid PID --addr HOST:PORT [--clients 1000]
+//! loadgen polling --pid PID --addr HOST:PORT [--clients 1000]
 //! loadgen fanout  --pid PID --addr HOST:PORT [--receivers 100] [--messages 2000] [--rounds 1]
 //! loadgen ingest  --pid PID --addr HOST:PORT [--messages 20000]
 //! loadgen replay  --pid PID --addr HOST:PORT --rows N [--rounds 1]
@@ -84,6 +85,7 @@ fn main() -> ExitCode {
         match options.scenario.as_str() {
             "idle" => idle(&server),
             "conns" => conns(&server, &options.addr, options.clients),
+            "polling" => polling(&server, &options.addr, options.clients),
             "fanout" => fanout(
                 &server,
                 &options.addr,
@@ -143,6 +145,94 @@ fn conns(server: &Server, addr: &str, clients: usize) -> Result<String> {
         "{{\"scenario\":\"conns\",\"clients\":{clients},\"rss_before_kib\":{before},\
          \"rss_after_kib\":{after},\"bytes_per_client\":{per_client:.0}}}"
     ))
+}
+
+/// RSS per idle long-polling client, with `clients` joined: each as a browser holds it, a GET
+/// pending on one connection and the POST connection kept alive beside it.
+fn polling(server: &Server, addr: &str, clients: usize) -> Result<String> {
+    let rss = || server.status("VmRSS").map_err(io_err("/proc"));
+    let before = rss()?;
+    let mut open = Vec::with_capacity(clients * 2);
+    for i in 0..clients {
+        let client = |e: std::io::Error| format!("polling client {i}: {e}");
+        let mut gets = std::net::TcpStream::connect(addr).map_err(client)?;
+        let mut posts = std::net::TcpStream::connect(addr).map_err(client)?;
+        let handshake = http_exchange(&mut gets, "GET", "", "").map_err(client)?;
+        let sid = handshake
+            .split("\"sid\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .ok_or(format!("polling client {i}: no sid in {handshake}"))?
+            .to_owned();
+        http_exchange(&mut posts, "POST", &sid, "40").map_err(client)?;
+        http_exchange(&mut gets, "GET", &sid, "").map_err(client)?;
+        // This one stays pending until the next ping.
+        http_send(&mut gets, "GET", &sid, "").map_err(client)?;
+        open.push(gets);
+        open.push(posts);
+    }
+    thread::sleep(Duration::from_secs(1));
+    let after = rss()?;
+    let per_client = (after.saturating_sub(before)) as f64 * 1024.0 / clients as f64;
+    Ok(format!(
+        "{{\"scenario\":\"polling\",\"clients\":{clients},\"rss_before_kib\":{before},\
+         \"rss_after_kib\":{after},\"bytes_per_client\":{per_client:.0}}}"
+    ))
+}
+
+/// Sends one Engine.IO polling request (`sid` empty for a handshake).
+fn http_send(
+    stream: &mut std::net::TcpStream,
+    method: &str,
+    sid: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let sid = if sid.is_empty() {
+        String::new()
+    } else {
+        format!("&sid={sid}")
+    };
+    let request = format!(
+        "{method} /socket.io/?EIO=4&transport=polling{sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes())
+}
+
+/// Sends a polling request and returns the response body.
+fn http_exchange(
+    stream: &mut std::net::TcpStream,
+    method: &str,
+    sid: &str,
+    body: &str,
+) -> std::io::Result<String> {
+    use std::io::Read;
+    http_send(stream, method, sid, body)?;
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        received.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&received);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if received.len() >= end + 4 + length {
+                return Ok(text[end + 4..end + 4 + length].to_owned());
+            }
+        }
+    }
 }
 
 /// What one receiver saw of a broadcast run.

@@ -21,7 +21,7 @@ pub struct EngineConfig {
     /// every queue that holds them, though a broadcast's bytes are shared) and frames being
     /// written. Broadcasts fill at most three quarters of it; a client they do not fit is
     /// sent them from the store later. A client whose acks and replies do not fit is
-    /// disconnected. Default 32 MiB.
+    /// disconnected. Default 16 MiB.
     pub outbound_memory: usize,
     /// How long a polling POST may take to send its body; a slower one is answered 408 and
     /// its session closed. Default 10 s.
@@ -50,7 +50,7 @@ impl Default for EngineConfig {
             max_payload: 1_000_000,
             body_timeout: Duration::from_secs(10),
             inbound_memory: 32 * 1024 * 1024,
-            outbound_memory: 32 * 1024 * 1024,
+            outbound_memory: 16 * 1024 * 1024,
             allow_upgrades: true,
             max_queue_packets: 4096,
             max_queue_bytes: 1024 * 1024,

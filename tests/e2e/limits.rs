@@ -648,3 +648,32 @@ fn half_sent_messages_share_one_inbound_budget() {
     });
     assert!(matches!(busy, Some(2..=5)), "503 at POST {busy:?}");
 }
+
+#[test]
+fn http_connections_are_capped_and_upgraded_websockets_do_not_count() {
+    let gateway = Gateway::start("http-connections", &["--max-http-connections", "3"]);
+    // Three WebSockets: once upgraded, they hold no HTTP connection.
+    let websockets: Vec<_> = (0..3).map(|_| socketio_ws(&gateway, "{}")).collect();
+    assert_eq!(get(&gateway, "/healthz").status, 200);
+    // Three connections that have sent nothing fill the cap; a fourth waits unanswered.
+    let idle: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(&gateway.addr).unwrap())
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    let mut waiting = std::net::TcpStream::connect(&gateway.addr).unwrap();
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        status_within(&mut waiting, Duration::from_millis(500)),
+        None
+    );
+    // One idle connection goes: the waiting one is served.
+    drop(idle);
+    assert_eq!(
+        status_within(&mut waiting, Duration::from_secs(5)),
+        Some(200)
+    );
+    assert!(gateway.wait_log("HTTP connections open (--max-http-connections)"));
+    drop(websockets);
+}
