@@ -190,7 +190,7 @@ Options (each also read from the environment variable shown):
                              database [EMBERCHAT_OUTBOUND_MEMORY] (default 16777216)
   --inbound-memory BYTES     memory all clients' half-sent messages may hold at once; a
                              client that needs more is disconnected
-                             [EMBERCHAT_INBOUND_MEMORY] (default 33554432)
+                             [EMBERCHAT_INBOUND_MEMORY] (default 16777216)
   --replay-memory BYTES      memory all replays of missed messages may hold at once; more
                              replays wait their turn [EMBERCHAT_REPLAY_MEMORY] (default 8388608)
   --recovery-window MS       connection state recovery window, 0 = off

@@ -15,7 +15,7 @@ pub struct EngineConfig {
     pub max_payload: usize,
     /// Bytes all clients together may have half-sent (WebSocket frames and fragmented
     /// messages in parts, polling bodies being read, packets waiting for their attachments);
-    /// a client that needs more is refused (close 1013, HTTP 503). Default 32 MiB.
+    /// a client that needs more is refused (close 1013, HTTP 503). Default 16 MiB.
     pub inbound_memory: usize,
     /// Bytes that may wait to go out to all clients together: queued packets (counted in
     /// every queue that holds them, though a broadcast's bytes are shared) and frames being
@@ -49,7 +49,7 @@ impl Default for EngineConfig {
             upgrade_timeout: Duration::from_millis(10_000),
             max_payload: 1_000_000,
             body_timeout: Duration::from_secs(10),
-            inbound_memory: 32 * 1024 * 1024,
+            inbound_memory: 16 * 1024 * 1024,
             outbound_memory: 16 * 1024 * 1024,
             allow_upgrades: true,
             max_queue_packets: 4096,

@@ -118,6 +118,11 @@ pub(crate) struct Budgets {
     pub outbound: Rc<Budget>,
 }
 
+/// Most bytes of packets in one long-poll response (or one packet, if longer). The client
+/// polls again for the rest; a response it does not read stays in hyper's buffer, past the
+/// outbound budget, so this is what one such connection can hold.
+pub const POLL_RESPONSE_BYTES: usize = 16 * 1024;
+
 /// How often a producer waiting for other clients to free the outbound budget looks again.
 const BUDGET_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
@@ -482,7 +487,7 @@ impl Session {
         if !state.queue.is_empty() {
             drop(state);
             let mut packets = Vec::new();
-            self.take_queued(&mut packets, usize::MAX);
+            self.take_queued(&mut packets, POLL_RESPONSE_BYTES);
             return PollReply::Packets(packets);
         }
         match state.closed {
@@ -625,6 +630,35 @@ mod tests {
             PollReply::Packets(vec![EncodedPacket::text("4a"), EncodedPacket::text("4b")])
         );
         assert_eq!(s.poll(), PollReply::Wait);
+    }
+
+    #[test]
+    fn a_poll_response_carries_a_bounded_part() {
+        let limits = QueueLimits {
+            packets: 100,
+            bytes: 1 << 20,
+        };
+        let budgets = Budgets {
+            inbound: Budget::new(1 << 20),
+            outbound: Budget::new(1 << 20),
+        };
+        let s = Session::new(Sid::random(), TransportKind::Polling, limits, budgets);
+        let part = POLL_RESPONSE_BYTES / 2 + 1;
+        for _ in 0..3 {
+            s.send(EncodedPacket::text("4".repeat(part)));
+        }
+        s.send(EncodedPacket::text("4".repeat(POLL_RESPONSE_BYTES * 2)));
+        s.begin_get().unwrap();
+        for expected in [1, 1, 1, 1] {
+            match s.poll() {
+                PollReply::Packets(packets) => assert_eq!(packets.len(), expected),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(s.poll(), PollReply::Wait);
+        s.send(EncodedPacket::text("4a"));
+        s.send(EncodedPacket::text("4b"));
+        assert!(matches!(s.poll(), PollReply::Packets(p) if p.len() == 2));
     }
 
     #[test]
