@@ -9,6 +9,7 @@
 //! loadgen fanout  --pid PID --addr HOST:PORT [--receivers 100] [--messages 2000] [--rounds 1]
 //! loadgen ingest  --pid PID --addr HOST:PORT [--messages 20000]
 //! loadgen replay  --pid PID --addr HOST:PORT --rows N [--rounds 1]
+//! loadgen burst   --pid PID --addr HOST:PORT [--messages 20000]
 //! ```
 //!
 //! With `--rounds N`, fanout and replay run N times and report the median round: one round
@@ -95,6 +96,7 @@ fn main() -> ExitCode {
             ),
             "ingest" => ingest(&server, &options.addr, nonzero(options.messages, 20000)),
             "replay" => replay(&server, &options.addr, options.rows, options.rounds),
+            "burst" => burst(&server, &options.addr, nonzero(options.messages, 20000)),
             other => Err(format!("unknown scenario {other}")),
         }
     });
@@ -235,6 +237,102 @@ fn http_exchange(
     }
 }
 
+/// Readers of the burst scenario that read at full speed, and those that read slowly.
+const BURST_FAST: usize = 7;
+const BURST_SLOW: usize = 2;
+/// What a slow reader spends on each message: about a tenth of the pace at which the
+/// sender's messages come back.
+const BURST_SLOW_PAUSE: Duration = Duration::from_millis(1);
+
+/// One sender pipelines `messages` chat messages of 1 KB without acks while reading its own
+/// echoes; 7 readers read at full speed, 2 spend 1 ms on each message, 1 joins and never
+/// reads. Reports when the fast and the slow readers had everything, who was disconnected,
+/// whether anything came twice or out of order, and the server's peak RSS growth.
+fn burst(server: &Server, addr: &str, messages: usize) -> Result<String> {
+    let tag = "burst";
+    let _stalled = Conn::connect(addr, "").map_err(|e| format!("stalled reader: {e}"))?;
+    let (report, reports) = mpsc::channel::<(bool, Result<Received>)>();
+    for i in 0..BURST_FAST + BURST_SLOW {
+        let slow = i >= BURST_FAST;
+        let mut conn = Conn::connect(addr, "").map_err(|e| format!("reader {i}: {e}"))?;
+        let report = report.clone();
+        thread::spawn(move || {
+            let pause = if slow {
+                BURST_SLOW_PAUSE
+            } else {
+                Duration::ZERO
+            };
+            let received = receive_paced(&mut conn, messages, tag, pause);
+            let _ = report.send((slow, received));
+            drop(report);
+            // Stay connected until the run is over, answering pings, so that leaving is
+            // not mistaken for being dropped.
+            while conn.next_text().is_ok() {}
+        });
+    }
+    drop(report);
+    let mut sender = Conn::connect(addr, "").map_err(|e| format!("sender: {e}"))?;
+    let baseline = server.status("VmRSS").map_err(io_err("/proc"))?;
+    server.reset_peak().map_err(io_err("/proc"))?;
+    let started = Instant::now();
+    let mut writer = sender.writer().map_err(io_err("sender"))?;
+    let sending = thread::spawn(move || -> std::io::Result<()> {
+        let padding = "x".repeat(1000);
+        for i in 0..messages {
+            let packet = format!("42[\"chat message\",\"{tag} message {i:08} {padding}\"]");
+            writer.queue_text(packet.as_bytes());
+            if i % 16 == 15 {
+                writer.flush()?;
+            }
+        }
+        writer.flush()
+    });
+    let echoes = receive_paced(&mut sender, messages, tag, Duration::ZERO);
+    let sent = sending.join().map_err(|_| "sender thread panicked")?;
+    let mut fast_done = Duration::ZERO;
+    let mut slow_done = Duration::ZERO;
+    let mut disconnected = 0;
+    let mut in_order = true;
+    let mut duplicates = 0;
+    let mut problems = Vec::new();
+    let results = reports.iter().chain([(false, echoes)]);
+    for (slow, received) in results {
+        match received {
+            Ok(received) => {
+                let took = received.done_at - started;
+                if slow {
+                    slow_done = slow_done.max(took);
+                } else {
+                    fast_done = fast_done.max(took);
+                }
+                in_order &= received.in_order;
+                duplicates += received.duplicates;
+            }
+            Err(error) => {
+                disconnected += 1;
+                problems.push(error);
+            }
+        }
+    }
+    if let Err(error) = sent {
+        disconnected += 1;
+        problems.push(format!("sender: {error}"));
+    }
+    let peak = server.status("VmHWM").map_err(io_err("/proc"))?;
+    if !problems.is_empty() {
+        eprintln!("loadgen burst: {}", problems.join("; "));
+    }
+    Ok(format!(
+        "{{\"scenario\":\"burst\",\"messages\":{messages},\"fast_readers\":{BURST_FAST},\
+         \"slow_readers\":{BURST_SLOW},\"fast_seconds\":{:.2},\"slow_seconds\":{:.2},\
+         \"disconnected\":{disconnected},\"in_order\":{in_order},\"duplicates\":{duplicates},\
+         \"peak_growth_kib\":{}}}",
+        fast_done.as_secs_f64(),
+        slow_done.as_secs_f64(),
+        peak.saturating_sub(baseline)
+    ))
+}
+
 /// What one receiver saw of a broadcast run.
 struct Received {
     in_order: bool,
@@ -247,6 +345,11 @@ struct Received {
 /// of one run are consecutive, so a set is a bitmap over `first..first+expected`. Messages of
 /// an earlier run that a server still delivers late are skipped by their tag.
 fn receive(conn: &mut Conn, expected: usize, tag: &str) -> Result<Received> {
+    receive_paced(conn, expected, tag, Duration::ZERO)
+}
+
+/// [`receive`], spending `pause` on each message (a slow reader).
+fn receive_paced(conn: &mut Conn, expected: usize, tag: &str, pause: Duration) -> Result<Received> {
     let prefix = format!("42[\"chat message\",\"{tag} message ");
     let mut seen: Vec<bool> = Vec::new();
     let mut first = None;
@@ -258,6 +361,9 @@ fn receive(conn: &mut Conn, expected: usize, tag: &str) -> Result<Received> {
         let packet = conn.next_text().map_err(io_err("receiver"))?;
         if !packet.starts_with(prefix.as_bytes()) {
             continue;
+        }
+        if !pause.is_zero() {
+            thread::sleep(pause);
         }
         let Some(id) = ws::message_id(packet) else {
             continue;

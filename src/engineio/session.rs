@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use tokio::sync::Notify;
 
-use super::encoded::EncodedPacket;
+use super::encoded::{EncodedPacket, SharedText};
 use super::handler::{CloseReason, SessionHandler};
 use super::sid::Sid;
 use crate::budget::Budget;
@@ -48,20 +48,48 @@ pub enum PollRefusal {
     Closed,
 }
 
-/// A packet waiting to go out. `ordered` marks a broadcast or replayed message: the client
+/// A packet waiting to go out. Broadcasts and replayed messages are `Ordered`: the client
 /// counts those by offset, and the store can send them again, so they may be dropped (when
 /// the server closes the session) or never queued (a reader that is behind catches up from
-/// the store instead).
+/// the store instead). An enum rather than a flag keeps the entry at 40 bytes.
 #[derive(Debug)]
-struct Queued {
-    packet: EncodedPacket,
-    ordered: bool,
+enum Queued {
+    /// A packet the client cannot get again: an ack, a reply, a ping.
+    Own(EncodedPacket),
+    /// A broadcast or replayed message.
+    Ordered(SharedText),
 }
 
 impl Queued {
+    /// `packet`, ordered if `ordered` and text (binary packets never are).
+    fn new(packet: EncodedPacket, ordered: bool) -> Queued {
+        match packet {
+            EncodedPacket::Text(text) if ordered => Queued::Ordered(text),
+            packet => Queued::Own(packet),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Queued::Own(packet) => packet.len(),
+            Queued::Ordered(text) => text.len(),
+        }
+    }
+
+    fn is_ordered(&self) -> bool {
+        matches!(self, Queued::Ordered(_))
+    }
+
     /// What the packet costs the outbound budget: its bytes and its place in the queue.
     fn cost(&self) -> usize {
-        self.packet.len() + ENTRY_COST
+        self.len() + ENTRY_COST
+    }
+
+    fn into_packet(self) -> EncodedPacket {
+        match self {
+            Queued::Own(packet) => packet,
+            Queued::Ordered(text) => EncodedPacket::Text(text),
+        }
     }
 }
 
@@ -230,8 +258,8 @@ impl Session {
         }
         let mut queued = false;
         for packet in packets {
-            let entry = Queued { packet, ordered };
-            let bytes = state.queued_bytes + entry.packet.len();
+            let entry = Queued::new(packet, ordered);
+            let bytes = state.queued_bytes + entry.len();
             let cost = entry.cost();
             if state.queue.len() >= self.limits.packets
                 || bytes > self.limits.bytes
@@ -264,14 +292,11 @@ impl Session {
         if state.closed.is_some() || state.overflowed {
             return false;
         }
-        let entry = Queued {
-            packet: packet.clone(),
-            ordered: true,
-        };
+        let entry = Queued::new(packet.clone(), true);
         let cost = entry.cost();
         if !self
             .limits
-            .ordered_room(state.queue.len(), state.queued_bytes, entry.packet.len())
+            .ordered_room(state.queue.len(), state.queued_bytes, entry.len())
             || !self
                 .outbound
                 .take_within(cost, ordered_ceiling(&self.outbound))
@@ -279,7 +304,7 @@ impl Session {
             return false;
         }
         state.charged += cost;
-        state.queued_bytes += entry.packet.len();
+        state.queued_bytes += entry.len();
         state.queue.push_back(entry);
         drop(state);
         self.transport_wake.notify_one();
@@ -341,9 +366,9 @@ impl Session {
             .queue
             .iter()
             .take_while(|entry| {
-                let fits = bytes == 0 || bytes + entry.packet.len() <= max_bytes;
+                let fits = bytes == 0 || bytes + entry.len() <= max_bytes;
                 if fits {
-                    bytes += entry.packet.len();
+                    bytes += entry.len();
                     cost += entry.cost();
                 }
                 fits
@@ -351,7 +376,7 @@ impl Session {
             .count();
         state.queued_bytes -= bytes;
         state.charged -= cost;
-        into.extend(state.queue.drain(..count).map(|entry| entry.packet));
+        into.extend(state.queue.drain(..count).map(Queued::into_packet));
         // A burst leaves a large empty buffer behind; an idle client should not keep it.
         if state.queue.is_empty() && state.queue.capacity() > 256 {
             state.queue = VecDeque::new();
@@ -423,24 +448,21 @@ impl Session {
                 let mut freed = 0;
                 let mut freed_bytes = 0;
                 state.queue.retain(|entry| {
-                    if entry.ordered {
+                    if entry.is_ordered() {
                         freed += entry.cost();
-                        freed_bytes += entry.packet.len();
+                        freed_bytes += entry.len();
                     }
-                    !entry.ordered
+                    !entry.is_ordered()
                 });
                 state.charged -= freed;
                 state.queued_bytes -= freed_bytes;
                 self.outbound.give_back(freed);
                 if state.transport == TransportKind::Polling {
                     // A pending or next GET carries the queued packets, then the close packet.
-                    let close = Queued {
-                        packet: EncodedPacket::text("1"),
-                        ordered: false,
-                    };
+                    let close = Queued::Own(EncodedPacket::text("1"));
                     self.outbound.take(close.cost());
                     state.charged += close.cost();
-                    state.queued_bytes += close.packet.len();
+                    state.queued_bytes += close.len();
                     state.queue.push_back(close);
                 }
             }

@@ -122,16 +122,12 @@ struct Outbox {
     frames: VecDeque<Outgoing>,
     /// Bytes of the first frame (header included) already written.
     written: usize,
-    /// What the data frames cost the outbound budget, as the session's queue counted them.
-    cost: usize,
 }
 
 impl Extend<EncodedPacket> for Outbox {
     fn extend<I: IntoIterator<Item = EncodedPacket>>(&mut self, frames: I) {
-        let cost = &mut self.cost;
-        self.frames.extend(frames.into_iter().map(|frame| {
-            *cost += frame.len() + ENTRY_COST;
-            match frame {
+        self.frames
+            .extend(frames.into_iter().map(|frame| match frame {
                 EncodedPacket::Text(text) => Outgoing {
                     opcode: Opcode::Text,
                     payload: text.into_bytes(),
@@ -140,8 +136,7 @@ impl Extend<EncodedPacket> for Outbox {
                     opcode: Opcode::Binary,
                     payload: data,
                 },
-            }
-        }));
+            }));
     }
 }
 
@@ -212,7 +207,8 @@ struct Driver {
     /// `partial` and the decoder's fragments, held from the engine's inbound budget.
     held: Lease,
     outbox: Outbox,
-    /// The outbox's data frames, held from the engine's outbound budget.
+    /// The outbox's data frames, held from the engine's outbound budget as the session's
+    /// queue counted them.
     sending: Lease,
 }
 
@@ -238,9 +234,9 @@ impl Driver {
     /// Takes the next batch of the session's queue into the (empty) outbox; its share of the
     /// outbound budget moves from the queue to this connection.
     fn take_batch(&mut self, session: &Session) {
-        session.take_queued(&mut self.outbox, WRITE_BUFFER_SIZE);
+        let cost = session.take_queued(&mut self.outbox, WRITE_BUFFER_SIZE);
         // The queue gave back as much just now, so this always fits.
-        self.sending.hold(self.outbox.cost);
+        self.sending.hold(self.sending.held() + cost);
     }
 
     /// Accounts for what this connection buffers of messages still arriving; `Busy` when
@@ -361,11 +357,11 @@ impl Driver {
                 }
                 written -= total;
                 if matches!(frame.opcode, Opcode::Text | Opcode::Binary) {
-                    outbox.cost -= frame.payload.len() + ENTRY_COST;
+                    let held = self.sending.held();
+                    self.sending.hold(held - (frame.payload.len() + ENTRY_COST));
                 }
                 outbox.frames.pop_front();
             }
-            self.sending.hold(outbox.cost);
         }
         // A burst leaves a large empty buffer behind; an idle client should not keep it.
         if outbox.frames.capacity() > 256 {
@@ -664,7 +660,6 @@ mod tests {
         let mut outbox = Outbox {
             frames: frames(&[b"abc", b"def"]),
             written: 1,
-            cost: 0,
         };
         outbox.push_control(Opcode::Pong, Bytes::from_static(b"1"));
         outbox.push_control(Opcode::Pong, Bytes::from_static(b"2"));
