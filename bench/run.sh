@@ -4,7 +4,7 @@
 #
 # Each server gets a free loopback port and a fresh database. One instance runs idle, conns,
 # fanout and ingest in that order; replay runs on fresh instances over preloaded databases of
-# 100k and 1M rows. The load generator (examples/loadgen) checks every delivery and reads the
+# 100k and 1M rows; burst (20,000 x 1 KB to fast, slow and stalled readers) on a fresh one. The load generator (examples/loadgen) checks every delivery and reads the
 # server's /proc. Output: JSON lines (results.jsonl) and a Markdown table with ratios.
 #
 #   SERVERS="emberchat node socketioxide" bash bench/run.sh   # all three (default)
@@ -149,6 +149,12 @@ for name in $SERVERS; do
     stop
     rm -f "$db.replay" "$db.replay-wal" "$db.replay-shm" "$db.replay-journal"
   done
+  # A burst faster than some readers read, on a fresh database: reported, not checked here
+  # (a peer may drop or disconnect; the table says what each did).
+  start "$name" "$db.burst"
+  measure "$name" burst --messages 20000
+  stop
+  rm -f "$db.burst" "$db.burst-wal" "$db.burst-shm" "$db.burst-journal"
 done
 echo "{\"elapsed_seconds\":$(($(date +%s) - started))}" >"$OUT/run.json"
 

@@ -24,9 +24,10 @@ def load(path):
 
 def figure(results, server, scenario, field, scale=1.0):
     try:
-        return results[server][scenario][field] * scale
+        value = results[server][scenario][field]
     except KeyError:
         return None
+    return value if isinstance(value, bool) else value * scale
 
 
 # (label, scenario, field, scale, unit format, higher is better, target check)
@@ -58,7 +59,27 @@ ROWS = [
      "{:.2f} MB", False, lambda v, r: v is not None and v <= 1.0, "<= 1 MB"),
     ("replay 1M rows: peak RSS growth", "replay-1000000", "peak_growth_kib", 1 / 1024,
      "{:.2f} MB", False, lambda v, r: v is not None and v <= 1.0, "<= 1 MB, flat"),
+    ("burst 20,000 x 1 KB: the 7 fast readers and the sender had all", "burst", "fast_seconds", 1,
+     "{:.2f} s", False, None, ""),
+    ("burst: the 2 slow readers (1 ms a message) had all", "burst", "slow_seconds", 1,
+     "{:.2f} s", False, None, ""),
+    ("burst: readers and sender cut off: disconnected, or waited 60 s in vain (of 10)", "burst", "disconnected", 1, "{:.0f}", False,
+     lambda v, r: v == 0, "0"),
+    ("burst: messages delivered twice", "burst", "duplicates", 1, "{:.0f}", False,
+     lambda v, r: v == 0, "0"),
+    ("burst: every reader saw ids in order", "burst", "in_order", 1, "{}", True,
+     lambda v, r: v is True, "yes"),
+    ("burst: peak RSS growth (one reader never reads)", "burst", "peak_growth_kib", 1 / 1024,
+     "{:.2f} MB", False, None, ""),
 ]
+
+
+def cell(value, fmt):
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return fmt.format(value)
 
 
 def main(path):
@@ -75,12 +96,12 @@ def main(path):
         several = rounds > 1
         cells = [label.format(rounds=f", median of {rounds:.0f} rounds" if several else "",
                               over=f" over {rounds:.0f} rounds" if several else "")]
-        cells += ["n/a" if values[s] is None else fmt.format(values[s]) for s in servers]
+        cells += [cell(values[s], fmt) for s in servers]
         ratios = {}
         ours = values.get("emberchat")
         for p in peers:
             theirs = values[p]
-            if ours is None or theirs is None or ours == 0 or theirs == 0:
+            if ours is None or theirs is None or ours == 0 or theirs == 0 or isinstance(ours, bool):
                 cells.append("")
                 continue
             ratios[p] = ours / theirs if higher else theirs / ours

@@ -70,11 +70,6 @@ impl Lease {
         }
     }
 
-    /// Bytes held now.
-    pub fn held(&self) -> usize {
-        self.held
-    }
-
     /// Holds `bytes` in all, growing or shrinking the share. False, keeping the share as it
     /// was, when the budget has not that much left.
     pub fn hold(&mut self, bytes: usize) -> bool {

@@ -44,6 +44,8 @@ pub async fn run(
     let mut server = Server::new(config.socketio.clone());
     let chat = server.add_namespace("/", |hub| Chat::new(config.chat.clone(), store, hub));
     let engine = Engine::new(config.engine.clone(), Rc::new(server));
+    let intake = chat.clone();
+    engine.set_intake(move || intake.accepting());
     let status = Rc::new(GatewayStatus {
         engine: engine.clone(),
         chat: chat.clone(),

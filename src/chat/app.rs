@@ -84,6 +84,12 @@ impl Chat {
         &self.metrics
     }
 
+    /// Whether the chat can take more messages now: while the store's queue is nearly full,
+    /// the transports stop reading client input (see `Engine::set_intake`).
+    pub fn accepting(&self) -> bool {
+        self.messages.has_room()
+    }
+
     /// Bytes reserved for replay pages now.
     pub fn replay_memory_reserved(&self) -> usize {
         self.replay_memory.reserved()

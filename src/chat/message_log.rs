@@ -39,6 +39,11 @@ impl MessageLog {
         }
     }
 
+    /// Whether the store can take more messages now without refusing them.
+    pub fn has_room(&self) -> bool {
+        self.store.borrow().as_ref().is_none_or(Store::has_room)
+    }
+
     /// Asks for the messages after `after`, within `limit`.
     pub fn request_page(&self, after: i64, limit: PageLimit) -> Result<PageRequest, StoreError> {
         match self.store.borrow().as_ref() {

@@ -36,6 +36,8 @@ pub struct Engine {
     inbound: Rc<Budget>,
     /// What may wait to go out, for all clients together.
     outbound: Rc<Budget>,
+    /// Whether the application takes more input now (see [`Engine::set_intake`]).
+    intake: RefCell<Option<Box<dyn Fn() -> bool>>>,
 }
 
 impl Engine {
@@ -43,6 +45,7 @@ impl Engine {
         Rc::new(Engine {
             inbound: Budget::new(config.inbound_memory),
             outbound: Budget::new(config.outbound_memory),
+            intake: RefCell::new(None),
             config,
             sessions: RefCell::new(HashMap::new()),
             handler,
@@ -63,6 +66,30 @@ impl Engine {
     /// The budget for packets waiting to go out (see [`EngineConfig::outbound_memory`]).
     pub(crate) fn outbound(&self) -> &Rc<Budget> {
         &self.outbound
+    }
+
+    /// Lets the application pause client input: while `accepting` says false, the transports
+    /// read nothing more from clients (WebSocket frames stay in the socket, polling bodies
+    /// wait before their next packet), so a burst waits in the network instead of being
+    /// refused.
+    pub fn set_intake(&self, accepting: impl Fn() -> bool + 'static) {
+        *self.intake.borrow_mut() = Some(Box::new(accepting));
+    }
+
+    /// Whether the transports may read and deliver more client input now.
+    pub fn accepting(&self) -> bool {
+        self.intake
+            .borrow()
+            .as_ref()
+            .is_none_or(|accepting| accepting())
+    }
+
+    /// Waits until [`Engine::accepting`]; the application's state is looked at again every
+    /// millisecond meanwhile (it drains as fast as the store writes).
+    pub async fn intake_open(&self) {
+        while !self.accepting() {
+            tokio::time::sleep(INTAKE_RECHECK).await;
+        }
     }
 
     /// Bytes of messages still arriving, held now.
@@ -190,6 +217,9 @@ impl Engine {
         self.sessions.borrow_mut().remove(session.sid());
     }
 }
+
+/// How often paused transports look again whether the application takes input.
+pub const INTAKE_RECHECK: Duration = Duration::from_millis(1);
 
 /// How late a ping may leave before its pong deadline moves with it.
 const LATE_PING: Duration = Duration::from_millis(50);

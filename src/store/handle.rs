@@ -86,6 +86,13 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the queue of messages waiting to be written has room to spare (under three
+    /// quarters of `max_queued_bytes`); while it has not, readers of client input pause, so
+    /// that a burst waits in the network instead of being refused.
+    pub fn has_room(&self) -> bool {
+        self.queued.has_room()
+    }
+
     /// The highest id stored when the database was opened (0 when empty).
     pub fn last_id_at_open(&self) -> i64 {
         self.last_id_at_open

@@ -45,6 +45,12 @@ impl QueuedBytes {
     pub fn give_back(&self, size: usize) {
         self.bytes.fetch_sub(size, Ordering::Relaxed);
     }
+
+    /// Whether less than three quarters of the limit is taken: room for what clients are
+    /// sending already, so the event loop may read more from them.
+    pub fn has_room(&self) -> bool {
+        self.bytes.load(Ordering::Relaxed) < self.limit / 4 * 3
+    }
 }
 
 /// What the event loop asks of the store thread.

@@ -147,6 +147,8 @@ pub async fn post(
     match payload::decode(&body, max_payload) {
         Ok(packets) => {
             for packet in packets {
+                // A store that cannot keep up pauses the body here, its client with it.
+                engine.intake_open().await;
                 if session.is_closed() {
                     break;
                 }

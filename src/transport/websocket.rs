@@ -26,6 +26,7 @@ use super::error::EngineError;
 use super::io::HyperIo;
 use super::ws_codec::{self, Decoded, Decoder, Inbound, MAX_SERVER_HEADER, Opcode, WsError};
 use crate::budget::Lease;
+use crate::engineio::INTAKE_RECHECK;
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::session::ENTRY_COST;
 use crate::engineio::{CloseReason, EncodedPacket, Engine, Session, TransportKind};
@@ -81,7 +82,9 @@ pub fn upgrade(
             return;
         };
         let hyper::upgrade::Parts { io, read_buf, .. } = parts;
-        let mut conn = Driver::new(io.0, &engine, &read_buf);
+        // Boxed: the task's future would otherwise hold the driver in several of its states,
+        // and tokio rounds every task up to 128 bytes.
+        let mut conn = Box::new(Driver::new(io.0, &engine, &read_buf));
         // The leftover bytes share hyper's whole read buffer: let it go now, not at the end.
         drop(read_buf);
         match session {
@@ -122,12 +125,16 @@ struct Outbox {
     frames: VecDeque<Outgoing>,
     /// Bytes of the first frame (header included) already written.
     written: usize,
+    /// What the data frames cost the outbound budget, as the session's queue counted them.
+    cost: usize,
 }
 
 impl Extend<EncodedPacket> for Outbox {
     fn extend<I: IntoIterator<Item = EncodedPacket>>(&mut self, frames: I) {
-        self.frames
-            .extend(frames.into_iter().map(|frame| match frame {
+        let cost = &mut self.cost;
+        self.frames.extend(frames.into_iter().map(|frame| {
+            *cost += frame.len() + ENTRY_COST;
+            match frame {
                 EncodedPacket::Text(text) => Outgoing {
                     opcode: Opcode::Text,
                     payload: text.into_bytes(),
@@ -136,7 +143,8 @@ impl Extend<EncodedPacket> for Outbox {
                     opcode: Opcode::Binary,
                     payload: data,
                 },
-            }));
+            }
+        }));
     }
 }
 
@@ -234,9 +242,9 @@ impl Driver {
     /// Takes the next batch of the session's queue into the (empty) outbox; its share of the
     /// outbound budget moves from the queue to this connection.
     fn take_batch(&mut self, session: &Session) {
-        let cost = session.take_queued(&mut self.outbox, WRITE_BUFFER_SIZE);
+        session.take_queued(&mut self.outbox, WRITE_BUFFER_SIZE);
         // The queue gave back as much just now, so this always fits.
-        self.sending.hold(self.sending.held() + cost);
+        self.sending.hold(self.outbox.cost);
     }
 
     /// Accounts for what this connection buffers of messages still arriving; `Busy` when
@@ -357,11 +365,11 @@ impl Driver {
                 }
                 written -= total;
                 if matches!(frame.opcode, Opcode::Text | Opcode::Binary) {
-                    let held = self.sending.held();
-                    self.sending.hold(held - (frame.payload.len() + ENTRY_COST));
+                    outbox.cost -= frame.payload.len() + ENTRY_COST;
                 }
                 outbox.frames.pop_front();
             }
+            self.sending.hold(outbox.cost);
         }
         // A burst leaves a large empty buffer behind; an idle client should not keep it.
         if outbox.frames.capacity() > 256 {
@@ -370,12 +378,13 @@ impl Driver {
         Ok(true)
     }
 
-    /// Waits until the socket is readable, or writable when `want_write`.
-    async fn ready(&self, want_write: bool) -> io::Result<tokio::io::Ready> {
-        let interest = if want_write {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
+    /// Waits until the socket is readable (when `want_read`) or writable (when `want_write`);
+    /// at least one of them.
+    async fn ready(&self, want_read: bool, want_write: bool) -> io::Result<tokio::io::Ready> {
+        let interest = match (want_read, want_write) {
+            (true, true) => Interest::READABLE | Interest::WRITABLE,
+            (false, true) => Interest::WRITABLE,
+            _ => Interest::READABLE,
         };
         self.stream.ready(interest).await
     }
@@ -523,7 +532,7 @@ async fn probe(engine: &Engine, conn: &mut Driver, session: &Rc<Session>) -> Pro
             }
         };
         let ready = tokio::select! {
-            ready = conn.ready(!flushed) => ready,
+            ready = conn.ready(true, !flushed) => ready,
             _ = sleep_until(deadline) => {
                 log::debug!("session {}: upgrade timed out", session.sid());
                 result = Err(End::Closed);
@@ -548,7 +557,7 @@ async fn probe(engine: &Engine, conn: &mut Driver, session: &Rc<Session>) -> Pro
 }
 
 /// Moves packets both ways until the session or the connection ends.
-async fn run(engine: &Engine, mut conn: Driver, session: &Rc<Session>) {
+async fn run(engine: &Engine, mut conn: Box<Driver>, session: &Rc<Session>) {
     // Frames hyper read past the handshake come first.
     if let Err(end) = conn.decode_partial(&mut |_: &mut Outbox, message: Inbound<'_>| {
         deliver(engine, session, message)
@@ -577,11 +586,15 @@ async fn run(engine: &Engine, mut conn: Driver, session: &Rc<Session>) {
             return;
         }
         // A client that stops reading leaves the write pending; when the session is closed
-        // meanwhile (its queue overflowed, say), the connection is dropped.
+        // meanwhile (its queue overflowed, say), the connection is dropped. While the
+        // application takes no input (its store is behind), nothing is read: the client's
+        // frames wait in the network.
+        let reading = engine.accepting();
         let ready = tokio::select! {
-            ready = conn.ready(!flushed) => ready,
+            ready = conn.ready(reading, !flushed), if reading || !flushed => ready,
             _ = session.transport_woken(), if flushed => continue,
             _ = session.closed(), if !flushed => return,
+            _ = tokio::time::sleep(INTAKE_RECHECK), if !reading => continue,
         };
         match ready {
             Ok(ready) if ready.is_readable() || ready.is_read_closed() => {
@@ -603,7 +616,7 @@ static PROTOCOL_ERRORS: Throttle = Throttle::new(20, Duration::from_secs(60));
 
 /// Ends a connection for `end`: tells the client why when it broke the protocol, and closes
 /// the session.
-fn finish(conn: Driver, session: &Rc<Session>, end: End) {
+fn finish(conn: Box<Driver>, session: &Rc<Session>, end: End) {
     match end {
         End::Closed => {
             conn.close_now(1000);
@@ -660,6 +673,7 @@ mod tests {
         let mut outbox = Outbox {
             frames: frames(&[b"abc", b"def"]),
             written: 1,
+            cost: 0,
         };
         outbox.push_control(Opcode::Pong, Bytes::from_static(b"1"));
         outbox.push_control(Opcode::Pong, Bytes::from_static(b"2"));
