@@ -29,6 +29,9 @@ pub struct Config {
     pub socketio: SocketIoConfig,
     pub chat: ChatConfig,
     pub http: HttpLimits,
+    /// Host names served besides addresses, `localhost`, `.local` names and this machine's
+    /// hostname (`--allow-host`); any other `Host` gets 421 (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Config {
@@ -42,6 +45,7 @@ impl Default for Config {
             socketio: SocketIoConfig::default(),
             chat: ChatConfig::default(),
             http: HttpLimits::default(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -82,6 +86,7 @@ pub enum BadValue {
     NotMilliseconds(String),
     NotALogLevel(String),
     NotAnOrigin(String),
+    NotAHostName(String),
     EmptyToken,
     BelowMinimum { value: usize, minimum: usize },
 }
@@ -104,6 +109,10 @@ impl fmt::Display for BadValue {
             BadValue::NotAnOrigin(value) => {
                 write!(f, "`{value}` is not an origin like http://host:port")
             }
+            BadValue::NotAHostName(value) => write!(
+                f,
+                "`{value}` is not a host name like chat.example.org (letters, digits, - and .; no port)"
+            ),
             BadValue::EmptyToken => f.write_str("the token is empty"),
             BadValue::BelowMinimum { value, minimum } => {
                 write!(f, "{value} is below the minimum of {minimum}")
@@ -173,6 +182,10 @@ Options (each also read from the environment variable shown):
   --max-message-bytes BYTES  longest chat message [EMBERCHAT_MAX_MESSAGE_BYTES] (default 16384)
   --max-clients N            most clients at once; more get HTTP 503
                              [EMBERCHAT_MAX_CLIENTS] (default 4096)
+  --allow-host NAME          a host name browsers may use for this gateway besides addresses,
+                             localhost, .local names and this machine's hostname, such as
+                             chat.example.org behind a proxy (repeat or comma-separate); any
+                             other Host gets 421 [EMBERCHAT_ALLOW_HOST] (default none)
   --allow-origin ORIGIN      a browser origin besides this host that may connect, such as
                              http://laptop.local:8080 (repeat or comma-separate; * for any)
                              [EMBERCHAT_ALLOW_ORIGIN] (default none)
@@ -218,6 +231,7 @@ const OPTIONS: &[(&str, &str)] = &[
     ("max-queue-packets", "EMBERCHAT_MAX_QUEUE_PACKETS"),
     ("max-clients", "EMBERCHAT_MAX_CLIENTS"),
     ("allow-origin", "EMBERCHAT_ALLOW_ORIGIN"),
+    ("allow-host", "EMBERCHAT_ALLOW_HOST"),
     ("token", "EMBERCHAT_TOKEN"),
     ("max-message-rate", "EMBERCHAT_MAX_MESSAGE_RATE"),
     ("replay-memory", "EMBERCHAT_REPLAY_MEMORY"),
@@ -322,6 +336,17 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), BadValue> {
                 return Err(BadValue::EmptyToken);
             }
             config.chat.token = Some(value.to_owned());
+        }
+        "allow-host" => {
+            for host in value.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+                let valid = host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+                if !valid {
+                    return Err(BadValue::NotAHostName(host.to_owned()));
+                }
+                config.allowed_hosts.push(host.to_owned());
+            }
         }
         "allow-origin" => {
             for origin in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
@@ -540,6 +565,32 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn hosts_accumulate_and_must_be_names() {
+        let config = run(
+            &[
+                "--allow-host",
+                "chat.example.org, pi-2",
+                "--allow-host=x.lan",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.allowed_hosts, ["chat.example.org", "pi-2", "x.lan"]);
+        for bad in ["chat.example.org:8080", "http://x", "a b"] {
+            assert!(
+                matches!(
+                    run(&["--allow-host", bad], &[]),
+                    Err(ConfigError::Value {
+                        problem: BadValue::NotAHostName(_),
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

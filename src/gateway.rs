@@ -12,6 +12,7 @@ use crate::assets;
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::engineio::{CloseReason, Engine};
+use crate::host::HostAllowList;
 use crate::http::{self, HealthCheck, Router, Status};
 use crate::socketio::Server;
 use crate::store::{OpenError, Store, StoreConfig};
@@ -53,7 +54,8 @@ pub async fn run(
     let router = Rc::new(
         Router::new()
             .endpoint("/socket.io/", engine.clone())
-            .status(status),
+            .status(status)
+            .hosts(HostAllowList::new(&config.allowed_hosts)),
     );
     let commits = tokio::task::spawn_local(chat.clone().run_commits(results));
 

@@ -18,7 +18,8 @@ use tokio::sync::Notify;
 
 use crate::assets::{self, Asset};
 use crate::engineio::Engine;
-use crate::logger::Throttle;
+use crate::host::HostAllowList;
+use crate::logger::{Throttle, untrusted};
 use crate::transport::{self, Body, io::HyperIo, io::TokioTimer, response};
 
 /// A health check on its way: `Ok` when the gateway can serve, else why not.
@@ -32,11 +33,13 @@ pub trait Status {
     fn metrics(&self) -> String;
 }
 
-/// Where requests go: Engine.IO endpoints by path, then the embedded files.
+/// Where requests go: Engine.IO endpoints by path, then the embedded files; none of them for
+/// a `Host` the allow-list refuses.
 pub struct Router {
     endpoints: Vec<(String, Rc<Engine>)>,
     serve_assets: bool,
     status: Option<Rc<dyn Status>>,
+    hosts: Option<HostAllowList>,
 }
 
 impl Router {
@@ -46,6 +49,7 @@ impl Router {
             endpoints: Vec::new(),
             serve_assets: true,
             status: None,
+            hosts: None,
         }
     }
 
@@ -55,6 +59,7 @@ impl Router {
             endpoints: Vec::new(),
             serve_assets: false,
             status: None,
+            hosts: None,
         }
     }
 
@@ -71,7 +76,29 @@ impl Router {
         self
     }
 
+    /// Serves only requests whose `Host` `hosts` allows, on every route.
+    pub fn hosts(mut self, hosts: HostAllowList) -> Router {
+        self.hosts = Some(hosts);
+        self
+    }
+
     async fn route(&self, request: Request<Incoming>) -> Response<Body> {
+        if let Some(hosts) = &self.hosts {
+            let host = request.headers().get(header::HOST);
+            let name = host.map(|h| h.to_str().unwrap_or("\u{fffd}"));
+            if !hosts.allows(name) {
+                log::debug!(
+                    "refused a request for the host {} (not allowed: see --allow-host)",
+                    untrusted(name.unwrap_or(""))
+                );
+                return response(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "text/plain; charset=utf-8",
+                    "This gateway does not answer to that host name. Use its address, its \
+                     .local name or its hostname, or start it with --allow-host.\n",
+                );
+            }
+        }
         let path = request.uri().path();
         if let Some(status) = &self.status {
             match path {

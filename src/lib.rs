@@ -14,8 +14,8 @@
 //! - `store`: SQLite on its own thread, group commit.
 //! - [`json`]: a bounded JSON scanner; Socket.IO payloads stay raw text; `budget`: a byte
 //!   budget shared by many holders.
-//! - [`logger`], [`systemd`], [`fdlimit`]: log output, service manager, open-file limit
-//!   (leaves, as `json` and `random`).
+//! - [`logger`], [`systemd`], [`fdlimit`], [`host`]: log output, service manager, open-file
+//!   limit, the `Host` names served (leaves, as `json` and `random`).
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -26,6 +26,7 @@ pub mod config;
 pub mod engineio;
 pub mod fdlimit;
 mod gateway;
+pub mod host;
 pub mod http;
 pub mod json;
 pub mod logger;

@@ -24,7 +24,7 @@ const LAYERS: &[&str] = &[
 
 /// Modules every layer may use: small leaves with no dependencies of their own in the crate.
 const LEAVES: &[&str] = &[
-    "json", "random", "assets", "logger", "systemd", "fdlimit", "budget",
+    "json", "random", "assets", "logger", "systemd", "fdlimit", "budget", "host",
 ];
 
 #[test]

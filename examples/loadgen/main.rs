@@ -243,6 +243,8 @@ const BURST_SLOW: usize = 2;
 /// What a slow reader spends on each message: about a tenth of the pace at which the
 /// sender's messages come back.
 const BURST_SLOW_PAUSE: Duration = Duration::from_millis(1);
+/// How long the burst scenario waits for every reader to have everything.
+const BURST_DEADLINE: Duration = Duration::from_secs(90);
 
 /// One sender pipelines `messages` chat messages of 1 KB without acks while reading its own
 /// echoes; 7 readers read at full speed, 2 spend 1 ms on each message, 1 joins and never
@@ -252,9 +254,11 @@ fn burst(server: &Server, addr: &str, messages: usize) -> Result<String> {
     let tag = "burst";
     let _stalled = Conn::connect(addr, "").map_err(|e| format!("stalled reader: {e}"))?;
     let (report, reports) = mpsc::channel::<(bool, Result<Received>)>();
+    let mut handles = Vec::new();
     for i in 0..BURST_FAST + BURST_SLOW {
         let slow = i >= BURST_FAST;
         let mut conn = Conn::connect(addr, "").map_err(|e| format!("reader {i}: {e}"))?;
+        handles.push(conn.shutdown_handle().map_err(io_err("reader"))?);
         let report = report.clone();
         thread::spawn(move || {
             let pause = if slow {
@@ -272,6 +276,15 @@ fn burst(server: &Server, addr: &str, messages: usize) -> Result<String> {
     }
     drop(report);
     let mut sender = Conn::connect(addr, "").map_err(|e| format!("sender: {e}"))?;
+    handles.push(sender.shutdown_handle().map_err(io_err("sender"))?);
+    // A server that drops messages leaves its readers waiting (its pings keep the reads
+    // alive): past this, they are cut off and counted so.
+    let watchdog = thread::spawn(move || {
+        thread::sleep(BURST_DEADLINE);
+        for handle in handles {
+            let _ = handle.shutdown(std::net::Shutdown::Both);
+        }
+    });
     let baseline = server.status("VmRSS").map_err(io_err("/proc"))?;
     server.reset_peak().map_err(io_err("/proc"))?;
     let started = Instant::now();
@@ -319,6 +332,7 @@ fn burst(server: &Server, addr: &str, messages: usize) -> Result<String> {
         problems.push(format!("sender: {error}"));
     }
     let peak = server.status("VmHWM").map_err(io_err("/proc"))?;
+    drop(watchdog);
     if !problems.is_empty() {
         eprintln!("loadgen burst: {}", problems.join("; "));
     }

@@ -67,6 +67,12 @@ impl Conn {
         Ok(conn)
     }
 
+    /// A handle that can shut the connection down from another thread (ending a read that
+    /// would otherwise wait for ever on a server that only sends pings).
+    pub fn shutdown_handle(&self) -> io::Result<TcpStream> {
+        self.stream.try_clone()
+    }
+
     /// A second handle on the same socket, so one thread can write while another reads.
     pub fn writer(&self) -> io::Result<Writer> {
         Ok(Writer {

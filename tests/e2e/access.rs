@@ -152,3 +152,84 @@ fn a_null_origin_is_never_allowed() {
     assert_eq!(null.status, 403);
     assert_eq!(null.header("access-control-allow-origin"), None);
 }
+
+/// The status of a request sent with `host` as its `Host` header (and `extra` headers).
+fn status_with_host(gateway: &Gateway, path: &str, host: &str, extra: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(&gateway.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let request = if host.is_empty() {
+        format!("GET {path} HTTP/1.0\r\n{extra}\r\n")
+    } else {
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n")
+    };
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap()
+}
+
+#[test]
+fn dns_rebinding_names_are_refused_on_every_route() {
+    let gateway = Gateway::start("host-allow-list", &["--allow-host", "chat.example.org"]);
+    let port = gateway.addr.rsplit(':').next().unwrap().to_owned();
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    let routes: [(&str, &str); 7] = [
+        ("/", ""),
+        ("/socket.io/socket.io.js", ""),
+        ("/index.html", ""),
+        (POLLING, ""),
+        ("/socket.io/?EIO=4&transport=websocket", upgrade),
+        ("/healthz", ""),
+        ("/metrics", ""),
+    ];
+    // What a browser sends after the attacker's domain was rebound to the board: that name
+    // in Host and in Origin alike.
+    for host in [
+        format!("rebind-probe.attacker.example:{port}"),
+        "rebind-probe.attacker.example".to_owned(),
+        format!("localhost.attacker.example:{port}"),
+    ] {
+        let origin = format!("Origin: http://{host}\r\n");
+        for (path, extra) in routes {
+            let status = status_with_host(&gateway, path, &host, &format!("{origin}{extra}"));
+            assert_eq!(status, 421, "{host} {path}");
+        }
+    }
+    // Addresses, localhost, .local names, this machine's hostname and --allow-host names.
+    let own = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        format!("localhost:{port}"),
+        format!("raspberrypi.local:{port}"),
+        own.trim().to_owned(),
+        "chat.example.org".to_owned(),
+        format!("CHAT.example.org:{port}"),
+    ] {
+        let origin = format!("Origin: http://{host}\r\n");
+        assert_eq!(
+            status_with_host(&gateway, "/", &host, &origin),
+            200,
+            "{host}"
+        );
+        assert_eq!(
+            status_with_host(&gateway, POLLING, &host, &origin),
+            200,
+            "{host}"
+        );
+        let status = status_with_host(
+            &gateway,
+            "/socket.io/?EIO=4&transport=websocket",
+            &host,
+            &format!("{origin}{upgrade}"),
+        );
+        assert_eq!(status, 101, "{host}");
+    }
+    // A client that sends no Host is no browser, and is served.
+    assert_eq!(status_with_host(&gateway, "/healthz", "", ""), 200);
+    assert!(gateway.wait_log("refused a request for the host"));
+}

@@ -267,7 +267,7 @@ fn hostile_values_from_a_joined_client_get_acks_and_it_stays_connected() {
 #[test]
 fn huge_request_heads_and_body_lengths_are_refused() {
     let (gateway, bystander) = start("cve-http");
-    let mut flood = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+    let mut flood = b"GET / HTTP/1.1\r\nHost: localhost\r\n".to_vec();
     for n in 0..100_000 {
         flood.extend_from_slice(format!("X-{n}: y\r\n").as_bytes());
     }
@@ -282,8 +282,9 @@ fn huge_request_heads_and_body_lengths_are_refused() {
     let reply = http(&gateway.addr, "POST", &closed, &[], "ä40".as_bytes());
     assert_eq!(reply.status, 400);
     for path in [live, closed] {
-        let huge =
-            format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999\r\n\r\n40");
+        let huge = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999999999\r\n\r\n40"
+        );
         let reply = raw_exchange(&gateway.addr, huge.as_bytes());
         assert!(
             reply.starts_with(b"HTTP/1.1 413") || reply.starts_with(b"HTTP/1.1 400"),
