@@ -39,7 +39,7 @@ CROSS_ENV := RUSTC=/usr/bin/rustc \
 	CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar
 
 .PHONY: all build run bundle test test-deps lint fmt conformance bench fuzz clean install \
-	cross-aarch64 cross-deps-aarch64 cross-armv7 test-cross
+	cross-aarch64 cross-deps-aarch64 cross-armv7 test-cross autobahn test-autobahn autobahn-sections
 
 all: build
 
@@ -149,6 +149,7 @@ lint:
 # #[ignore = "needs ..."]. Here they all run; the aarch64 one in test-cross, after its build.
 test: test-deps lint
 	$(CARGO) test --locked --all-targets -- --include-ignored --skip $(CROSS_TEST)
+	$(MAKE) test-autobahn
 	$(MAKE) test-cross
 
 fmt:
@@ -157,6 +158,42 @@ fmt:
 # The official Engine.IO / Socket.IO protocol suites run against this server (see README).
 conformance:
 	$(CARGO) run --release --locked --example conformance
+
+# --- Autobahn|Testsuite ----------------------------------------------------------------------
+
+# autobahntestsuite runs on CPython 2.7 only: pyenv's, or a python2.7 on PATH, when there is one.
+PY27 := $(firstword $(wildcard $(HOME)/.pyenv/versions/2.7*/bin/python2.7) $(shell command -v python2.7 2>/dev/null))
+WSTEST := tests/autobahn/.venv/bin/wstest
+CONFORMANCE_BIN := target/release/examples/conformance
+
+# A virtualenv for 2.7 needs virtualenv < 20.22, itself installed in a Python 3 venv.
+tests/autobahn/.venv/.installed:
+	@test -n "$(PY27)" || { echo "autobahn: no CPython 2.7 (pyenv's or python2.7 on PATH)"; exit 1; }
+	rm -rf tests/autobahn/.venv tests/autobahn/.tool
+	python3 -m venv tests/autobahn/.tool
+	tests/autobahn/.tool/bin/pip install --quiet --disable-pip-version-check 'virtualenv<20.22'
+	tests/autobahn/.tool/bin/virtualenv --quiet -p $(PY27) tests/autobahn/.venv
+	tests/autobahn/.venv/bin/pip install --quiet --disable-pip-version-check 'autobahntestsuite==25.10.1'
+	touch $@
+
+# Every section but compression (12, 13): section 9 sends messages of up to 16 MB.
+autobahn:
+	$(MAKE) autobahn-sections SECTIONS="1 10"
+
+# Sections 1-7 (a few seconds) in make test, when CPython 2.7 is there.
+test-autobahn:
+	@if [ -n "$(PY27)" ]; then $(MAKE) autobahn-sections SECTIONS="1 7"; \
+	else echo "autobahn: no CPython 2.7 here (pyenv's is used when present): skipped"; fi
+
+# The conformance example's /autobahn echo against wstest's fuzzingclient; the report is
+# compared case by case with tests/autobahn/expected.json.
+autobahn-sections: tests/autobahn/.venv/.installed
+	$(CARGO) build --release --locked --example conformance
+	@mkdir -p target/autobahn; \
+	$(CONFORMANCE_BIN) >target/autobahn/server.log 2>&1 & pid=$$!; \
+	for i in $$(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/3000) 2>/dev/null && break; sleep 0.05; done; \
+	python3 tests/autobahn/run.py $(WSTEST) $(SECTIONS); status=$$?; \
+	kill $$pid; wait $$pid 2>/dev/null; exit $$status
 
 # Benchmarks (bench/run.sh): emberchat against the Socket.IO tutorial's Node server and a
 # socketioxide server, both under bench/ and built only here.

@@ -4,6 +4,8 @@
 //! - `/socket.io/`: namespaces `/` and `/custom`; on connect each emits `auth` with the
 //!   handshake auth, answers `message` with `message-back` (same arguments, binary included)
 //!   and acks `message-with-ack` with its arguments.
+//! - `/autobahn`: a raw WebSocket echo on the same driver as the Engine.IO transport, for
+//!   Autobahn|Testsuite (`make autobahn`); messages up to 16 MiB, as its section 9 sends.
 //! - pingInterval 300 ms, pingTimeout 200 ms, connectTimeout 1000 ms, on localhost:3000
 //!   (127.0.0.1 and ::1).
 //!
@@ -19,6 +21,10 @@ use emberchat::engineio::{
 };
 use emberchat::http::{self, Router};
 use emberchat::socketio::{Event, NamespaceHandler, Refusal, Server, Socket, SocketIoConfig};
+use emberchat::transport::websocket_echo;
+
+/// Autobahn's section 9 sends messages of up to 16 MB.
+const AUTOBAHN_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// Engine.IO echo: each message goes back to its sender.
 struct Echo;
@@ -113,7 +119,11 @@ fn main() {
         let router = Rc::new(
             Router::without_assets()
                 .endpoint("/engine.io/", echo)
-                .endpoint("/socket.io/", socketio),
+                .endpoint("/socket.io/", socketio)
+                .raw(
+                    "/autobahn",
+                    Rc::new(|request| websocket_echo(request, AUTOBAHN_MAX_MESSAGE)),
+                ),
         );
         let mut servers = Vec::new();
         for addr in ["127.0.0.1:3000", "[::1]:3000"] {

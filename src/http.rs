@@ -40,7 +40,14 @@ pub struct Router {
     serve_assets: bool,
     status: Option<Rc<dyn Status>>,
     hosts: Option<HostAllowList>,
+    /// Paths answered by a handler of their own, before anything else.
+    raw: Vec<(String, RawHandler)>,
 }
+
+/// A handler that takes a request whole, such as the conformance example's Autobahn echo
+/// (`transport::websocket_echo`); kept out of the gateway's own routes so that its binary
+/// does not carry it.
+pub type RawHandler = Rc<dyn Fn(Request<Incoming>) -> Response<Body>>;
 
 impl Router {
     /// A router that serves the embedded page and client bundle.
@@ -50,6 +57,7 @@ impl Router {
             serve_assets: true,
             status: None,
             hosts: None,
+            raw: Vec::new(),
         }
     }
 
@@ -60,6 +68,7 @@ impl Router {
             serve_assets: false,
             status: None,
             hosts: None,
+            raw: Vec::new(),
         }
     }
 
@@ -73,6 +82,12 @@ impl Router {
     /// Serves `/healthz` and `/metrics` from `status`.
     pub fn status(mut self, status: Rc<dyn Status>) -> Router {
         self.status = Some(status);
+        self
+    }
+
+    /// Answers `path` with `handler`.
+    pub fn raw(mut self, path: &str, handler: RawHandler) -> Router {
+        self.raw.push((path.to_owned(), handler));
         self
     }
 
@@ -100,6 +115,9 @@ impl Router {
             }
         }
         let path = request.uri().path();
+        if let Some((_, handler)) = self.raw.iter().find(|(p, _)| p == path) {
+            return handler(request);
+        }
         if let Some(status) = &self.status {
             match path {
                 "/healthz" => {

@@ -246,8 +246,8 @@ const BURST_SLOW_PAUSE: Duration = Duration::from_millis(1);
 /// How long the burst scenario waits for every reader to have everything.
 const BURST_DEADLINE: Duration = Duration::from_secs(90);
 
-/// One sender pipelines `messages` chat messages of 1 KB without acks while reading its own
-/// echoes; 7 readers read at full speed, 2 spend 1 ms on each message, 1 joins and never
+/// One sender pipelines `messages` chat messages of 1 KB (with client offsets, without acks)
+/// while reading its own echoes; 7 readers read at full speed, 2 spend 1 ms on each message, 1 joins and never
 /// reads. Reports when the fast and the slow readers had everything, who was disconnected,
 /// whether anything came twice or out of order, and the server's peak RSS growth.
 fn burst(server: &Server, addr: &str, messages: usize) -> Result<String> {
@@ -292,7 +292,9 @@ fn burst(server: &Server, addr: &str, messages: usize) -> Result<String> {
     let sending = thread::spawn(move || -> std::io::Result<()> {
         let padding = "x".repeat(1000);
         for i in 0..messages {
-            let packet = format!("42[\"chat message\",\"{tag} message {i:08} {padding}\"]");
+            // With a client offset, as the tutorial's client sends it, but no ack.
+            let packet =
+                format!("42[\"chat message\",\"{tag} message {i:08} {padding}\",\"{tag}-{i}\"]");
             writer.queue_text(packet.as_bytes());
             if i % 16 == 15 {
                 writer.flush()?;

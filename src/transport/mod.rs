@@ -25,6 +25,7 @@ use crate::logger::{Throttle, untrusted};
 pub use body::{Body, response};
 pub use error::EngineError;
 pub use query::{Query, parse_query};
+pub use websocket::echo as websocket_echo;
 
 /// The address of the client that sent a request, put in its extensions by the HTTP front.
 #[derive(Debug, Clone, Copy)]

@@ -25,7 +25,7 @@ use super::body::Body;
 use super::error::EngineError;
 use super::io::HyperIo;
 use super::ws_codec::{self, Decoded, Decoder, Inbound, MAX_SERVER_HEADER, Opcode, WsError};
-use crate::budget::Lease;
+use crate::budget::{Budget, Lease};
 use crate::engineio::INTAKE_RECHECK;
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::session::ENTRY_COST;
@@ -48,15 +48,9 @@ pub fn upgrade(
     mut request: Request<Incoming>,
     session: Option<Rc<Session>>,
 ) -> Response<Body> {
-    let headers = request.headers();
-    let version_ok = headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_some_and(|v| v.as_bytes() == b"13");
-    let Some(key) = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .filter(|_| version_ok)
-    else {
-        return EngineError::BadRequest.response();
+    let (response, on_upgrade) = match handshake(&mut request) {
+        Ok(accepted) => accepted,
+        Err(refused) => return refused.response(),
     };
     // A WebSocket for a session that is already upgraded (or closed) is accepted and then
     // closed at once, as engine.io does; the session itself is left alone.
@@ -66,25 +60,18 @@ pub fn upgrade(
         }
         other => Ok(other),
     };
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let on_upgrade = hyper::upgrade::on(&mut request);
     tokio::task::spawn_local(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(error) => {
-                log::debug!("websocket upgrade failed: {error}");
-                return;
-            }
-        };
-        // The HTTP server runs on plain TCP streams, so this always succeeds.
-        let Ok(parts) = upgraded.downcast::<HyperIo<TcpStream>>() else {
-            log::error!("websocket upgrade on an unexpected stream type");
+        let Some((stream, read_buf)) = upgraded(on_upgrade).await else {
             return;
         };
-        let hyper::upgrade::Parts { io, read_buf, .. } = parts;
         // Boxed: the task's future would otherwise hold the driver in several of its states,
         // and tokio rounds every task up to 128 bytes.
-        let mut conn = Box::new(Driver::new(io.0, &engine, &read_buf));
+        let mut conn = Box::new(Driver::new(
+            stream,
+            engine.config().max_payload,
+            [engine.inbound(), engine.outbound()],
+            &read_buf,
+        ));
         // The leftover bytes share hyper's whole read buffer: let it go now, not at the end.
         drop(read_buf);
         match session {
@@ -102,6 +89,54 @@ pub fn upgrade(
             },
         }
     });
+    response
+}
+
+/// Answers a WebSocket handshake with a connection that sends every text and binary message
+/// back as it came, up to `max_message` bytes: the conformance example's `/autobahn`, for
+/// Autobahn|Testsuite. It runs on the same driver as Engine.IO's WebSocket transport (frame
+/// decoding, fragments, control frames, gathered writes); only what happens to a message
+/// differs.
+pub fn echo(mut request: Request<Incoming>, max_message: usize) -> Response<Body> {
+    let (response, on_upgrade) = match handshake(&mut request) {
+        Ok(accepted) => accepted,
+        Err(refused) => return refused.response(),
+    };
+    tokio::task::spawn_local(async move {
+        let Some((stream, read_buf)) = upgraded(on_upgrade).await else {
+            return;
+        };
+        // Its own budgets: room for one message in parts and a few on their way back.
+        let inbound = Budget::new(max_message.saturating_mul(2));
+        let outbound = Budget::new(max_message.saturating_mul(4));
+        let conn = Box::new(Driver::new(
+            stream,
+            max_message,
+            [&inbound, &outbound],
+            &read_buf,
+        ));
+        drop(read_buf);
+        run_echo(conn).await;
+    });
+    response
+}
+
+/// Checks a WebSocket handshake request; returns the 101 answer and the connection to come.
+fn handshake(
+    request: &mut Request<Incoming>,
+) -> Result<(Response<Body>, hyper::upgrade::OnUpgrade), EngineError> {
+    let headers = request.headers();
+    let version_ok = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let Some(key) = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|_| version_ok)
+    else {
+        return Err(EngineError::BadRequest);
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(request);
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -110,7 +145,25 @@ pub fn upgrade(
     if let Ok(accept) = HeaderValue::from_str(&accept) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
-    response
+    Ok((response, on_upgrade))
+}
+
+/// The TCP stream once hyper has sent the 101, and what it had read past the handshake.
+async fn upgraded(on_upgrade: hyper::upgrade::OnUpgrade) -> Option<(TcpStream, Bytes)> {
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(error) => {
+            log::debug!("websocket upgrade failed: {error}");
+            return None;
+        }
+    };
+    // The HTTP server runs on plain TCP streams, so this always succeeds.
+    let Ok(parts) = upgraded.downcast::<HyperIo<TcpStream>>() else {
+        log::error!("websocket upgrade on an unexpected stream type");
+        return None;
+    };
+    let hyper::upgrade::Parts { io, read_buf, .. } = parts;
+    Some((io.0, read_buf))
 }
 
 /// A frame waiting to be written.
@@ -149,27 +202,41 @@ impl Extend<EncodedPacket> for Outbox {
 }
 
 impl Outbox {
-    /// Queues a control frame (pong, close) ahead of data frames, but never inside a frame
-    /// already partly written.
+    /// Queues a control frame (pong, close) ahead of data frames, after the control frames
+    /// already waiting, but never inside a frame already partly written.
     fn push_control(&mut self, opcode: Opcode, payload: Bytes) {
         let first_unstarted = usize::from(self.written > 0).min(self.frames.len());
-        // Only the latest ping needs an answer (RFC 6455 5.5.3): a client that pings without
-        // reading gets one pending pong, not one per ping.
-        if opcode == Opcode::Pong {
-            if let Some(pending) = self
+        let waiting = self
+            .frames
+            .iter()
+            .skip(first_unstarted)
+            .take_while(|frame| matches!(frame.opcode, Opcode::Pong | Opcode::Close))
+            .count();
+        // Each ping gets its pong, up to a few waiting: past that only the latest ping is
+        // answered (RFC 6455 5.5.3 allows it), so a client that pings without reading holds
+        // a bounded number of pongs.
+        if opcode == Opcode::Pong && waiting >= MAX_WAITING_PONGS {
+            if let Some(last) = self
                 .frames
                 .iter_mut()
                 .skip(first_unstarted)
-                .find(|frame| frame.opcode == Opcode::Pong)
+                .take(waiting)
+                .rfind(|frame| frame.opcode == Opcode::Pong)
             {
-                pending.payload = payload;
+                last.payload = payload;
                 return;
             }
         }
         self.frames
-            .insert(first_unstarted, Outgoing { opcode, payload });
+            .insert(first_unstarted + waiting, Outgoing { opcode, payload });
     }
 }
+
+/// Pongs that may wait to be written before later pings replace the last one.
+const MAX_WAITING_PONGS: usize = 16;
+
+/// How long a graceful close may take (see [`Driver::close_gracefully`]).
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Size of the per-thread buffer that frames are gathered in for one write.
 const WRITE_BUFFER_SIZE: usize = 64 * 1024;
@@ -196,8 +263,11 @@ enum ReadState {
 /// How a connection ended, as seen while reading.
 #[derive(Debug)]
 enum End {
-    /// The client closed (close frame or EOF) or the socket failed.
+    /// The client closed the connection, or the socket failed.
     Closed,
+    /// The client sent a close frame, with this status code if any: it is echoed back, as
+    /// RFC 6455 5.5.1 has it.
+    CloseFrame(Option<u16>),
     /// The client broke the WebSocket protocol.
     Protocol(WsError),
     /// The session ended while handling a message (bad Engine.IO packet, close packet).
@@ -228,14 +298,22 @@ impl Driver {
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |addr| addr.ip())
     }
 
-    fn new(stream: TcpStream, engine: &Engine, already_read: &[u8]) -> Driver {
+    /// A connection over `stream` taking messages of up to `max_message` bytes, drawing on
+    /// the `[inbound, outbound]` budgets; `already_read` is what hyper read past the
+    /// handshake.
+    fn new(
+        stream: TcpStream,
+        max_message: usize,
+        [inbound, outbound]: [&Rc<Budget>; 2],
+        already_read: &[u8],
+    ) -> Driver {
         Driver {
             stream,
-            decoder: Decoder::new(engine.config().max_payload),
+            decoder: Decoder::new(max_message),
             partial: already_read.to_vec(),
-            held: Lease::new(engine.inbound()),
+            held: Lease::new(inbound),
             outbox: Outbox::default(),
-            sending: Lease::new(engine.outbound()),
+            sending: Lease::new(outbound),
         }
     }
 
@@ -389,6 +467,44 @@ impl Driver {
         self.stream.ready(interest).await
     }
 
+    /// Sends what is queued and a close frame, then ends the TCP connection as RFC 6455 7.1.1
+    /// has the server do: a FIN, and what the client still sends read and dropped, so that
+    /// unread input does not turn the close into a reset that could lose the close frame. At
+    /// most [`CLOSE_WAIT`] for all of it.
+    async fn close_gracefully(mut self, code: u16) {
+        self.outbox.frames.push_back(Outgoing {
+            opcode: Opcode::Close,
+            payload: Bytes::copy_from_slice(&code.to_be_bytes()),
+        });
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            loop {
+                match self.write_available() {
+                    Ok(true) => break,
+                    Ok(false) => {
+                        if self.ready(false, true).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await;
+            let mut sink = [0u8; 4096];
+            loop {
+                if self.stream.readable().await.is_err() {
+                    return;
+                }
+                match self.stream.try_read(&mut sink) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                }
+            }
+        })
+        .await;
+    }
+
     /// Sends a close frame if the socket takes it now, then drops the connection: a client
     /// that stopped reading is not waited for.
     fn close_now(mut self, code: u16) {
@@ -456,7 +572,7 @@ fn decode_frames(
                     Some(Inbound::Ping(data)) => {
                         outbox.push_control(Opcode::Pong, Bytes::copy_from_slice(data));
                     }
-                    Some(Inbound::Close) => return Err(End::Closed),
+                    Some(Inbound::Close(code)) => return Err(End::CloseFrame(code)),
                     Some(message) => on_message(outbox, message)?,
                 }
             }
@@ -611,6 +727,45 @@ async fn run(engine: &Engine, mut conn: Box<Driver>, session: &Rc<Session>) {
     }
 }
 
+/// Sends every text and binary message back until the connection ends (see [`echo`]).
+async fn run_echo(mut conn: Box<Driver>) {
+    let mut echo = |outbox: &mut Outbox, message: Inbound<'_>| {
+        match message {
+            Inbound::Text(text) => outbox.extend([EncodedPacket::text(text.to_owned())]),
+            Inbound::Binary(data) => {
+                outbox.extend([EncodedPacket::Binary(Bytes::copy_from_slice(data))]);
+            }
+            _ => {}
+        }
+        Ok(())
+    };
+    let mut ended = conn.decode_partial(&mut echo).err();
+    while ended.is_none() {
+        let flushed = match conn.write_available() {
+            Ok(flushed) => flushed,
+            Err(_) => return,
+        };
+        match conn.ready(true, !flushed).await {
+            Ok(ready) if ready.is_readable() || ready.is_read_closed() => {
+                match conn.read_available(&mut echo) {
+                    Ok(ReadState::Drained) => {}
+                    Ok(ReadState::More) => tokio::task::yield_now().await,
+                    Err(end) => ended = Some(end),
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+    let code = match ended {
+        Some(End::CloseFrame(code)) => code.unwrap_or(1000),
+        Some(End::Protocol(error)) => error.close_code(),
+        Some(End::Busy) => 1013,
+        _ => return,
+    };
+    conn.close_gracefully(code).await;
+}
+
 /// Connections closed for breaking the protocol: one line each, rationed.
 static PROTOCOL_ERRORS: Throttle = Throttle::new(20, Duration::from_secs(60));
 
@@ -620,6 +775,10 @@ fn finish(conn: Box<Driver>, session: &Rc<Session>, end: End) {
     match end {
         End::Closed => {
             conn.close_now(1000);
+            session.close(CloseReason::TransportClose);
+        }
+        End::CloseFrame(code) => {
+            conn.close_now(code.unwrap_or(1000));
             session.close(CloseReason::TransportClose);
         }
         End::Protocol(error) => {
@@ -669,27 +828,28 @@ mod tests {
     }
 
     #[test]
-    fn one_pong_waits_at_a_time_and_never_inside_a_started_frame() {
+    fn pongs_wait_in_order_bounded_and_never_inside_a_started_frame() {
         let mut outbox = Outbox {
             frames: frames(&[b"abc", b"def"]),
             written: 1,
             cost: 0,
         };
-        outbox.push_control(Opcode::Pong, Bytes::from_static(b"1"));
-        outbox.push_control(Opcode::Pong, Bytes::from_static(b"2"));
-        let order: Vec<(Opcode, &[u8])> = outbox
+        for n in 0..MAX_WAITING_PONGS + 3 {
+            outbox.push_control(Opcode::Pong, Bytes::from(n.to_string()));
+        }
+        let order: Vec<(Opcode, String)> = outbox
             .frames
             .iter()
-            .map(|f| (f.opcode, &f.payload[..]))
+            .map(|f| (f.opcode, String::from_utf8_lossy(&f.payload).into_owned()))
             .collect();
-        assert_eq!(
-            order,
-            [
-                (Opcode::Text, &b"abc"[..]),
-                (Opcode::Pong, &b"2"[..]),
-                (Opcode::Text, &b"def"[..])
-            ]
-        );
+        let mut expected = vec![(Opcode::Text, "abc".to_owned())];
+        // One pong per ping, in order, up to the bound; the last then answers the latest.
+        for n in 0..MAX_WAITING_PONGS - 1 {
+            expected.push((Opcode::Pong, n.to_string()));
+        }
+        expected.push((Opcode::Pong, (MAX_WAITING_PONGS + 2).to_string()));
+        expected.push((Opcode::Text, "def".to_owned()));
+        assert_eq!(order, expected);
     }
 
     #[test]

@@ -51,7 +51,9 @@ pub enum Inbound<'a> {
     Binary(&'a [u8]),
     Ping(&'a [u8]),
     Pong,
-    Close,
+    /// The client closes, with this status code if it gave one (already checked: a code a
+    /// peer may send, and a UTF-8 reason).
+    Close(Option<u16>),
 }
 
 /// What one call to [`Decoder::decode`] found at the start of the buffer.
@@ -80,6 +82,24 @@ pub struct Decoder {
 struct Fragmented {
     kind: Data,
     data: Vec<u8>,
+    /// How much of a text message's `data` is known to be valid UTF-8 (a character may be
+    /// cut at the end of a fragment), so that bad text fails at the fragment that breaks it.
+    checked: usize,
+}
+
+impl Fragmented {
+    /// Adds a fragment; a text message whose bytes so far cannot begin valid UTF-8 fails now.
+    fn extend(&mut self, payload: &[u8]) -> Result<(), WsError> {
+        self.data.extend_from_slice(payload);
+        if self.kind == Data::Text {
+            match std::str::from_utf8(&self.data[self.checked..]) {
+                Ok(_) => self.checked = self.data.len(),
+                Err(error) if error.error_len().is_none() => self.checked += error.valid_up_to(),
+                Err(_) => return Err(WsError::InvalidUtf8),
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Decoder {
@@ -138,13 +158,13 @@ impl Decoder {
         let message = match header.opcode {
             OpCode::Control(Control::Ping) => Some(Inbound::Ping(payload)),
             OpCode::Control(Control::Pong) => Some(Inbound::Pong),
-            OpCode::Control(_) => Some(Inbound::Close),
+            OpCode::Control(_) => Some(Inbound::Close(close_code(payload)?)),
             OpCode::Data(Data::Continue) => {
                 let fragmented = self
                     .fragmented
                     .as_mut()
                     .ok_or(WsError::Protocol("continuation without a first frame"))?;
-                fragmented.data.extend_from_slice(payload);
+                fragmented.extend(payload)?;
                 if header.is_final {
                     self.assembled = true;
                     Some(message(fragmented.kind, &fragmented.data)?)
@@ -159,10 +179,13 @@ impl Decoder {
                 if header.is_final {
                     Some(message(kind, payload)?)
                 } else {
-                    self.fragmented = Some(Box::new(Fragmented {
+                    let mut fragmented = Box::new(Fragmented {
                         kind,
-                        data: payload.to_vec(),
-                    }));
+                        data: Vec::with_capacity(payload.len()),
+                        checked: 0,
+                    });
+                    fragmented.extend(payload)?;
+                    self.fragmented = Some(fragmented);
                     None
                 }
             }
@@ -171,6 +194,26 @@ impl Decoder {
             consumed: end,
             message,
         })
+    }
+}
+
+/// The status code of a close frame's payload, checked as RFC 6455 5.5.1 and 7.4 ask: none,
+/// or two bytes of a code an endpoint may send and a UTF-8 reason.
+fn close_code(payload: &[u8]) -> Result<Option<u16>, WsError> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(WsError::Protocol("close frame with a one-byte payload")),
+        [high, low, reason @ ..] => {
+            let code = u16::from_be_bytes([*high, *low]);
+            // 1004-1006 and 1015 are reserved (never sent), 1016-2999 are for future
+            // standards, below 1000 unused, 5000 and up invalid.
+            let sendable = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+            if !sendable {
+                return Err(WsError::Protocol("close frame with an invalid status code"));
+            }
+            std::str::from_utf8(reason).map_err(|_| WsError::InvalidUtf8)?;
+            Ok(Some(code))
+        }
     }
 }
 
@@ -270,6 +313,43 @@ mod tests {
             }
         }
         Ok(seen)
+    }
+
+    #[test]
+    fn close_frames_carry_a_checked_code() {
+        let close =
+            |payload: &[u8]| decode_all(&mut Decoder::new(100), client_frame(0x88, payload));
+        assert_eq!(close(b"").unwrap(), ["Close(None)"]);
+        assert_eq!(close(&[0x03, 0xe8]).unwrap(), ["Close(Some(1000))"]);
+        assert_eq!(close(b"\x0b\xb8bye").unwrap(), ["Close(Some(3000))"]);
+        for bad in [
+            &[0x03][..],
+            &[0x03, 0xed],
+            &[0x03, 0xf7],
+            &[0x07, 0xd0],
+            &[0x13, 0x88],
+        ] {
+            assert!(matches!(close(bad), Err(WsError::Protocol(_))), "{bad:?}");
+        }
+        assert_eq!(close(b"\x03\xe8\xff"), Err(WsError::InvalidUtf8));
+    }
+
+    #[test]
+    fn fragmented_text_fails_at_the_fragment_that_breaks_it() {
+        let mut decoder = Decoder::new(100);
+        // "é" cut between two fragments is fine so far...
+        let mut first = client_frame(0x01, b"ab\xc3");
+        assert!(decoder.decode(&mut first).is_ok());
+        let mut second = client_frame(0x00, b"\xa9cd");
+        assert!(decoder.decode(&mut second).is_ok());
+        // ...a byte that no UTF-8 can continue fails before the message ends.
+        let mut third = client_frame(0x00, b"\xff");
+        assert_eq!(decoder.decode(&mut third).err(), Some(WsError::InvalidUtf8));
+        // A whole message assembled from valid fragments comes out as one text.
+        let mut decoder = Decoder::new(100);
+        let mut bytes = client_frame(0x01, b"ab\xc3");
+        bytes.extend(client_frame(0x80, b"\xa9"));
+        assert_eq!(decode_all(&mut decoder, bytes).unwrap(), ["Text(\"abé\")"]);
     }
 
     #[test]
