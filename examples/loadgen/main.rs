@@ -304,8 +304,9 @@ fn burst(server: &Server, addr: &str, messages: usize) -> Result<String> {
     });
     let echoes = receive_paced(&mut sender, messages, tag, Duration::ZERO);
     let sent = sending.join().map_err(|_| "sender thread panicked")?;
-    let mut fast_done = Duration::ZERO;
-    let mut slow_done = Duration::ZERO;
+    // A time is reported only when every reader of its kind had everything.
+    let mut fast_done = Some(Duration::ZERO);
+    let mut slow_done = Some(Duration::ZERO);
     let mut disconnected = 0;
     let mut in_order = true;
     let mut duplicates = 0;
@@ -315,24 +316,26 @@ fn burst(server: &Server, addr: &str, messages: usize) -> Result<String> {
         match received {
             Ok(received) => {
                 let took = received.done_at - started;
-                if slow {
-                    slow_done = slow_done.max(took);
-                } else {
-                    fast_done = fast_done.max(took);
-                }
+                let done = if slow { &mut slow_done } else { &mut fast_done };
+                *done = done.map(|before| before.max(took));
                 in_order &= received.in_order;
                 duplicates += received.duplicates;
             }
             Err(error) => {
                 disconnected += 1;
                 problems.push(error);
+                *(if slow { &mut slow_done } else { &mut fast_done }) = None;
             }
         }
     }
     if let Err(error) = sent {
         disconnected += 1;
         problems.push(format!("sender: {error}"));
+        fast_done = None;
     }
+    let seconds = |done: Option<Duration>| {
+        done.map_or("null".to_owned(), |d| format!("{:.2}", d.as_secs_f64()))
+    };
     let peak = server.status("VmHWM").map_err(io_err("/proc"))?;
     drop(watchdog);
     if !problems.is_empty() {
@@ -340,11 +343,11 @@ fn burst(server: &Server, addr: &str, messages: usize) -> Result<String> {
     }
     Ok(format!(
         "{{\"scenario\":\"burst\",\"messages\":{messages},\"fast_readers\":{BURST_FAST},\
-         \"slow_readers\":{BURST_SLOW},\"fast_seconds\":{:.2},\"slow_seconds\":{:.2},\
+         \"slow_readers\":{BURST_SLOW},\"fast_seconds\":{},\"slow_seconds\":{},\
          \"disconnected\":{disconnected},\"in_order\":{in_order},\"duplicates\":{duplicates},\
          \"peak_growth_kib\":{}}}",
-        fast_done.as_secs_f64(),
-        slow_done.as_secs_f64(),
+        seconds(fast_done),
+        seconds(slow_done),
         peak.saturating_sub(baseline)
     ))
 }
