@@ -84,10 +84,13 @@ impl Engine {
             .is_none_or(|accepting| accepting())
     }
 
-    /// Waits until [`Engine::accepting`]; the application's state is looked at again every
-    /// millisecond meanwhile (it drains as fast as the store writes).
+    /// Waits until [`Engine::accepting`], or [`INTAKE_MAX_PAUSE`] at most; the application's
+    /// state is looked at again every millisecond meanwhile (it drains as fast as the store
+    /// writes). The bound keeps pongs flowing when the store is stuck (a locked database):
+    /// clients then get the store's refusals instead of a ping timeout.
     pub async fn intake_open(&self) {
-        while !self.accepting() {
+        let deadline = Instant::now() + INTAKE_MAX_PAUSE;
+        while !self.accepting() && Instant::now() < deadline {
             tokio::time::sleep(INTAKE_RECHECK).await;
         }
     }
@@ -220,6 +223,10 @@ impl Engine {
 
 /// How often paused transports look again whether the application takes input.
 pub const INTAKE_RECHECK: Duration = Duration::from_millis(1);
+
+/// Longest a transport holds back a client's input for the application (see
+/// [`Engine::intake_open`]); then it reads one turn anyway.
+pub const INTAKE_MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// How late a ping may leave before its pong deadline moves with it.
 const LATE_PING: Duration = Duration::from_millis(50);
@@ -386,6 +393,22 @@ mod tests {
                 assert!(engine.is_empty());
             })
             .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paused_intake_waits_for_the_application_but_not_for_ever() {
+        let (engine, _) = engine();
+        let open = Rc::new(Cell::new(false));
+        let flag = open.clone();
+        engine.set_intake(move || flag.get());
+        let start = Instant::now();
+        engine.intake_open().await;
+        assert!(start.elapsed() >= INTAKE_MAX_PAUSE);
+        // Open again: no wait.
+        open.set(true);
+        let start = Instant::now();
+        engine.intake_open().await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,7 +17,7 @@ mod sid;
 pub use config::EngineConfig;
 pub(crate) use encoded::TextBatch;
 pub use encoded::{EncodedPacket, SharedText};
-pub use engine::{Engine, Handler, INTAKE_RECHECK};
+pub use engine::{Engine, Handler, INTAKE_MAX_PAUSE, INTAKE_RECHECK};
 pub use handler::{CloseReason, Message, SessionHandler};
 pub use session::{QueueLimits, Session, TransportKind};
 pub use sid::Sid;

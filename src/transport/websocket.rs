@@ -26,10 +26,10 @@ use super::error::EngineError;
 use super::io::HyperIo;
 use super::ws_codec::{self, Decoded, Decoder, Inbound, MAX_SERVER_HEADER, Opcode, WsError};
 use crate::budget::{Budget, Lease};
-use crate::engineio::INTAKE_RECHECK;
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::session::ENTRY_COST;
 use crate::engineio::{CloseReason, EncodedPacket, Engine, Session, TransportKind};
+use crate::engineio::{INTAKE_MAX_PAUSE, INTAKE_RECHECK};
 use crate::logger::Throttle;
 
 /// True when the request asks for a WebSocket (`Upgrade: websocket`).
@@ -680,6 +680,8 @@ async fn run(engine: &Engine, mut conn: Box<Driver>, session: &Rc<Session>) {
     }) {
         return finish(conn, session, end);
     }
+    // Since when input has been held back for the application, if it is.
+    let mut paused_since: Option<Instant> = None;
     loop {
         // Frames move from the session's queue only once the previous batch is written: what
         // a slow reader has not taken stays there, where the queue limits apply.
@@ -704,8 +706,15 @@ async fn run(engine: &Engine, mut conn: Box<Driver>, session: &Rc<Session>) {
         // A client that stops reading leaves the write pending; when the session is closed
         // meanwhile (its queue overflowed, say), the connection is dropped. While the
         // application takes no input (its store is behind), nothing is read: the client's
-        // frames wait in the network.
-        let reading = engine.accepting();
+        // frames wait in the network, for a second at most (a stuck store must not starve
+        // pongs into a ping timeout).
+        let reading = engine.accepting()
+            || paused_since.is_some_and(|since| since.elapsed() >= INTAKE_MAX_PAUSE);
+        paused_since = if reading {
+            None
+        } else {
+            paused_since.or_else(|| Some(Instant::now()))
+        };
         let ready = tokio::select! {
             ready = conn.ready(reading, !flushed), if reading || !flushed => ready,
             _ = session.transport_woken(), if flushed => continue,
