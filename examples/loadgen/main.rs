@@ -133,18 +133,27 @@ fn idle(server: &Server) -> Result<String> {
 
 /// RSS per idle WebSocket client, with `clients` connected (CONNECT done).
 fn conns(server: &Server, addr: &str, clients: usize) -> Result<String> {
-    let rss = || server.status("VmRSS").map_err(io_err("/proc"));
-    let before = rss()?;
+    let before = server.status("VmRSS").map_err(io_err("/proc"))?;
     let mut open = Vec::with_capacity(clients);
     for i in 0..clients {
         open.push(Conn::connect(addr, "").map_err(|e| format!("client {i}: {e}"))?);
     }
-    // Let the server settle (lazy allocations, deferred frees) before reading it.
+    growth_per_client(server, "conns", clients, before)
+}
+
+/// The server's RSS growth since `before` (KiB) divided among `clients`, once it has settled
+/// (lazy allocations, deferred frees), as a scenario's JSON line.
+fn growth_per_client(
+    server: &Server,
+    scenario: &str,
+    clients: usize,
+    before: u64,
+) -> Result<String> {
     thread::sleep(Duration::from_secs(1));
-    let after = rss()?;
+    let after = server.status("VmRSS").map_err(io_err("/proc"))?;
     let per_client = (after.saturating_sub(before)) as f64 * 1024.0 / clients as f64;
     Ok(format!(
-        "{{\"scenario\":\"conns\",\"clients\":{clients},\"rss_before_kib\":{before},\
+        "{{\"scenario\":\"{scenario}\",\"clients\":{clients},\"rss_before_kib\":{before},\
          \"rss_after_kib\":{after},\"bytes_per_client\":{per_client:.0}}}"
     ))
 }
@@ -152,8 +161,7 @@ fn conns(server: &Server, addr: &str, clients: usize) -> Result<String> {
 /// RSS per idle long-polling client, with `clients` joined: each as a browser holds it, a GET
 /// pending on one connection and the POST connection kept alive beside it.
 fn polling(server: &Server, addr: &str, clients: usize) -> Result<String> {
-    let rss = || server.status("VmRSS").map_err(io_err("/proc"));
-    let before = rss()?;
+    let before = server.status("VmRSS").map_err(io_err("/proc"))?;
     let mut open = Vec::with_capacity(clients * 2);
     for i in 0..clients {
         let client = |e: std::io::Error| format!("polling client {i}: {e}");
@@ -173,13 +181,7 @@ fn polling(server: &Server, addr: &str, clients: usize) -> Result<String> {
         open.push(gets);
         open.push(posts);
     }
-    thread::sleep(Duration::from_secs(1));
-    let after = rss()?;
-    let per_client = (after.saturating_sub(before)) as f64 * 1024.0 / clients as f64;
-    Ok(format!(
-        "{{\"scenario\":\"polling\",\"clients\":{clients},\"rss_before_kib\":{before},\
-         \"rss_after_kib\":{after},\"bytes_per_client\":{per_client:.0}}}"
-    ))
+    growth_per_client(server, "polling", clients, before)
 }
 
 /// Sends one Engine.IO polling request (`sid` empty for a handshake).
