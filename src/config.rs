@@ -198,12 +198,13 @@ Options (each also read from the environment variable shown):
                              [EMBERCHAT_MAX_QUEUE_PACKETS] (default 4096)
   --max-queue-bytes BYTES    bytes queued for one client before it is disconnected; chat
                              messages fill half [EMBERCHAT_MAX_QUEUE_BYTES] (default 1048576)
-  --outbound-memory BYTES    memory all clients' queued packets may hold at once; chat
-                             messages fill three quarters, then clients catch up from the
-                             database [EMBERCHAT_OUTBOUND_MEMORY] (default 16777216)
+  --outbound-memory BYTES    memory all clients' queued packets and frames being written may
+                             hold at once; chat messages fill three quarters, then clients
+                             catch up from the database; at least twice --max-queue-bytes
+                             [EMBERCHAT_OUTBOUND_MEMORY] (default 16777216)
   --inbound-memory BYTES     memory all clients' half-sent messages may hold at once; a
-                             client that needs more is disconnected
-                             [EMBERCHAT_INBOUND_MEMORY] (default 16777216)
+                             client that needs more is disconnected; at least twice
+                             --max-payload [EMBERCHAT_INBOUND_MEMORY] (default 16777216)
   --replay-memory BYTES      memory all replays of missed messages may hold at once; more
                              replays wait their turn [EMBERCHAT_REPLAY_MEMORY] (default 8388608)
   --recovery-window MS       connection state recovery window, 0 = off

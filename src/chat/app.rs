@@ -1,5 +1,5 @@
-//! The chat on the main namespace: admits clients, takes `chat message`s, and starts each
-//! joining client's replay.
+//! The chat on the main namespace: admits clients, takes `chat message`s, and starts the
+//! replay of each joining client and each slow reader that fell behind.
 
 use std::net::IpAddr;
 use std::rc::Rc;

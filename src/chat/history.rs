@@ -1,5 +1,5 @@
-//! What a joining client missed: where its history starts, and the paced replay from the
-//! store up to the live broadcasts.
+//! What a joining client missed (or a slow reader fell behind on): where its history
+//! starts, and the paced replay from the store up to the live broadcasts.
 
 use std::borrow::Cow;
 use std::rc::Rc;

@@ -1,13 +1,13 @@
 //! The chat application: `chat message` → store → broadcast `('chat message', msg, id)` →
-//! ack, and the replay of what a joining client missed.
+//! ack, and the replay of what a joining client missed (or a slow reader fell behind on).
 //!
 //! - `app`: the namespace handler that ties the rest together.
 //! - `message`: what a client may send, and what every client receives.
 //! - `auth`, `rate`: who may join, and how fast each may send; `peers`: what is kept per
 //!   client address (the send budget, refused tokens); `member`: per-socket state.
 //! - `message_log`: the store as the chat uses it; `commits`: broadcast and ack as commits land.
-//! - `history`: where a joining client's history starts, and its paced replay, within the
-//!   `replay_memory` all replays share.
+//! - `history`: where a joining client's history starts, and its paced replay (also a slow
+//!   reader's catch-up), within the `replay_memory` all replays share.
 //! - `metrics`, `config`.
 
 mod app;

@@ -84,12 +84,12 @@ impl Engine {
             .is_none_or(|accepting| accepting())
     }
 
-    /// Waits until [`Engine::accepting`], or [`INTAKE_MAX_PAUSE`] at most; the application's
-    /// state is looked at again every millisecond meanwhile (it drains as fast as the store
-    /// writes). The bound keeps pongs flowing when the store is stuck (a locked database):
-    /// clients then get the store's refusals instead of a ping timeout.
-    pub async fn intake_open(&self) {
-        let deadline = Instant::now() + INTAKE_MAX_PAUSE;
+    /// Waits until [`Engine::accepting`], or until `deadline` (a transport gives one input
+    /// [`INTAKE_MAX_PAUSE`] in all); the application's state is looked at again every
+    /// millisecond meanwhile (it drains as fast as the store writes). The bound keeps pongs
+    /// flowing when the store is stuck (a locked database): clients then get the store's
+    /// refusals instead of a ping timeout.
+    pub async fn intake_open(&self, deadline: Instant) {
         while !self.accepting() && Instant::now() < deadline {
             tokio::time::sleep(INTAKE_RECHECK).await;
         }
@@ -200,7 +200,7 @@ impl Engine {
             return false;
         }
         log::info!(
-            "session {}: client too slow, outbound queue full; disconnecting",
+            "session {}: acks and replies piled up unread (outbound queue full); disconnecting",
             session.sid()
         );
         self.overflows.set(self.overflows.get() + 1);
@@ -402,13 +402,16 @@ mod tests {
         let flag = open.clone();
         engine.set_intake(move || flag.get());
         let start = Instant::now();
-        engine.intake_open().await;
+        engine.intake_open(start + INTAKE_MAX_PAUSE).await;
         assert!(start.elapsed() >= INTAKE_MAX_PAUSE);
+        // Past its deadline, no wait.
+        let later = Instant::now();
+        engine.intake_open(start + INTAKE_MAX_PAUSE).await;
+        assert_eq!(later.elapsed(), Duration::ZERO);
         // Open again: no wait.
         open.set(true);
-        let start = Instant::now();
-        engine.intake_open().await;
-        assert_eq!(start.elapsed(), Duration::ZERO);
+        engine.intake_open(Instant::now() + INTAKE_MAX_PAUSE).await;
+        assert_eq!(later.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

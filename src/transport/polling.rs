@@ -11,7 +11,7 @@ use super::body::{self, Body};
 use super::error::EngineError;
 use crate::budget::Lease;
 use crate::engineio::session::{PollRefusal, PollReply};
-use crate::engineio::{CloseReason, Engine, Session, TransportKind, payload};
+use crate::engineio::{CloseReason, Engine, INTAKE_MAX_PAUSE, Session, TransportKind, payload};
 use crate::logger::Throttle;
 
 const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
@@ -146,9 +146,11 @@ pub async fn post(
     };
     match payload::decode(&body, max_payload) {
         Ok(packets) => {
+            // A store that cannot keep up pauses the body here, its client with it: a
+            // second at most for the whole body.
+            let deadline = tokio::time::Instant::now() + INTAKE_MAX_PAUSE;
             for packet in packets {
-                // A store that cannot keep up pauses the body here, its client with it.
-                engine.intake_open().await;
+                engine.intake_open(deadline).await;
                 if session.is_closed() {
                     break;
                 }

@@ -1,7 +1,8 @@
 //! Limits: every configured bound holds, and what goes past one is refused cleanly while other
 //! clients are unaffected. Message and payload sizes (WebSocket, polling, fragmented
-//! messages), the number of clients, slow readers and their outbound queues, memory under a
-//! flood and after abandoned handshakes, the message rate, and request heads.
+//! messages), the number of clients and of HTTP connections, memory under attack and after
+//! abandoned handshakes, the message rate, and request heads. Slow readers are in
+//! `slow_readers`.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Barrier};

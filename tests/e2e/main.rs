@@ -5,9 +5,9 @@
 //!   python-socketio, the page in two Chromium pages).
 //! - `protocol`: HTTP and Engine.IO/Socket.IO bytes as the clients rely on them.
 //! - `delivery`: every acked message reaches every client once, in order: replay, duplicate
-//!   client offsets, backlogs, SIGKILL.
+//!   client offsets, backlogs, SIGKILL, shutdowns with broadcasts still queued.
 //! - `recovery`: connection state recovery, and when there is none.
-//! - `access`: the access token and Origin checks.
+//! - `access`: the access token, the Origin check and the `Host` allow-list.
 //! - `limits`: sizes, clients, memory, message rate, request heads.
 //! - `slow_readers`: catching up from the database instead of being dropped, and the
 //!   heartbeat dropping readers that stopped.
