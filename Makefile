@@ -25,7 +25,10 @@ UNITDIR ?= /etc/systemd/system
 # Docker; see README "Run it on a Raspberry Pi" and cross/Cross.toml for cross-rs.
 AARCH64 := aarch64-unknown-linux-gnu
 AARCH64_BIN := target/$(AARCH64)/release/emberchat
-MAX_ARM_BINARY := 2500000
+# A guard against growth nobody chose, not a target: raised from 2,500,000 when the memory
+# budgets, catch-up, the Host allow-list and the intake gate took the binary to 2,513,888
+# (sizes move in 16 KiB steps, the segment alignment).
+MAX_ARM_BINARY := 2600000
 # Linked statically (glibc's crt-static): the binary runs on any Pi OS whatever its glibc, and
 # under qemu-user here, where dynamically linked aarch64 programs hang in pthread_create.
 # Segments aligned to 16 KiB rather than 64 KiB: loads on 4 KiB and 16 KiB page kernels (the

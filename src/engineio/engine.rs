@@ -11,6 +11,7 @@ use tokio::time::{Instant, sleep_until};
 use super::config::EngineConfig;
 use super::encoded::EncodedPacket;
 use super::handler::{CloseReason, Message, SessionHandler};
+use super::intake::Intake;
 use super::packet::{self, Packet};
 use super::session::{Budgets, QueueLimits, Session, TransportKind};
 use super::sid::Sid;
@@ -37,7 +38,7 @@ pub struct Engine {
     /// What may wait to go out, for all clients together.
     outbound: Rc<Budget>,
     /// Whether the application takes more input now (see [`Engine::set_intake`]).
-    intake: RefCell<Option<Box<dyn Fn() -> bool>>>,
+    intake: Rc<Intake>,
 }
 
 impl Engine {
@@ -45,7 +46,7 @@ impl Engine {
         Rc::new(Engine {
             inbound: Budget::new(config.inbound_memory),
             outbound: Budget::new(config.outbound_memory),
-            intake: RefCell::new(None),
+            intake: Intake::new(),
             config,
             sessions: RefCell::new(HashMap::new()),
             handler,
@@ -73,26 +74,31 @@ impl Engine {
     /// wait before their next packet), so a burst waits in the network instead of being
     /// refused.
     pub fn set_intake(&self, accepting: impl Fn() -> bool + 'static) {
-        *self.intake.borrow_mut() = Some(Box::new(accepting));
+        self.intake.set(accepting);
     }
 
     /// Whether the transports may read and deliver more client input now.
     pub fn accepting(&self) -> bool {
-        self.intake
-            .borrow()
-            .as_ref()
-            .is_none_or(|accepting| accepting())
+        self.intake.is_open()
     }
 
     /// Waits until [`Engine::accepting`], or until `deadline` (a transport gives one input
-    /// [`INTAKE_MAX_PAUSE`] in all); the application's state is looked at again every
-    /// millisecond meanwhile (it drains as fast as the store writes). The bound keeps pongs
-    /// flowing when the store is stuck (a locked database): clients then get the store's
-    /// refusals instead of a ping timeout.
+    /// [`INTAKE_MAX_PAUSE`] in all). The bound keeps pongs flowing when the store is stuck (a
+    /// locked database): clients then get the store's refusals instead of a ping timeout.
     pub async fn intake_open(&self, deadline: Instant) {
-        while !self.accepting() && Instant::now() < deadline {
-            tokio::time::sleep(INTAKE_RECHECK).await;
-        }
+        self.intake.wait(deadline).await;
+    }
+
+    /// A transport found the intake closed: makes sure one task watches it (for every
+    /// paused transport), to wake [`Engine::intake_changed`] waiters.
+    pub fn watch_intake(&self) {
+        self.intake.watch();
+    }
+
+    /// Completes when the intake opens, or every 100 ms while it stays closed; call
+    /// [`Engine::watch_intake`] first.
+    pub fn intake_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.intake.changed()
     }
 
     /// Bytes of messages still arriving, held now.
@@ -220,9 +226,6 @@ impl Engine {
         self.sessions.borrow_mut().remove(session.sid());
     }
 }
-
-/// How often paused transports look again whether the application takes input.
-pub const INTAKE_RECHECK: Duration = Duration::from_millis(1);
 
 /// Longest a transport holds back a client's input for the application (see
 /// [`Engine::intake_open`]); then it reads one turn anyway.
@@ -397,21 +400,36 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn paused_intake_waits_for_the_application_but_not_for_ever() {
-        let (engine, _) = engine();
-        let open = Rc::new(Cell::new(false));
-        let flag = open.clone();
-        engine.set_intake(move || flag.get());
-        let start = Instant::now();
-        engine.intake_open(start + INTAKE_MAX_PAUSE).await;
-        assert!(start.elapsed() >= INTAKE_MAX_PAUSE);
-        // Past its deadline, no wait.
-        let later = Instant::now();
-        engine.intake_open(start + INTAKE_MAX_PAUSE).await;
-        assert_eq!(later.elapsed(), Duration::ZERO);
-        // Open again: no wait.
-        open.set(true);
-        engine.intake_open(Instant::now() + INTAKE_MAX_PAUSE).await;
-        assert_eq!(later.elapsed(), Duration::ZERO);
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (engine, _) = engine();
+                let open = Rc::new(Cell::new(false));
+                let flag = open.clone();
+                engine.set_intake(move || flag.get());
+                let start = Instant::now();
+                engine.intake_open(start + INTAKE_MAX_PAUSE).await;
+                assert!(start.elapsed() >= INTAKE_MAX_PAUSE);
+                // Past its deadline, no wait.
+                let later = Instant::now();
+                engine.intake_open(start + INTAKE_MAX_PAUSE).await;
+                assert_eq!(later.elapsed(), Duration::ZERO);
+                // Reopened while two wait: both go on within the watcher's next look.
+                let reopen = tokio::task::spawn_local(async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    open.set(true);
+                });
+                let waiting = Instant::now();
+                let deadline = waiting + INTAKE_MAX_PAUSE;
+                tokio::join!(engine.intake_open(deadline), engine.intake_open(deadline));
+                assert!(waiting.elapsed() <= Duration::from_millis(102));
+                reopen.await.unwrap();
+                // Open: no wait.
+                let now = Instant::now();
+                engine.intake_open(now + INTAKE_MAX_PAUSE).await;
+                assert_eq!(now.elapsed(), Duration::ZERO);
+            })
+            .await;
     }
 
     #[tokio::test(start_paused = true)]

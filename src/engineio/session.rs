@@ -353,12 +353,12 @@ impl Session {
     }
 
     /// Takes queued packets for the transport to write: all of them, or as many as fit in
-    /// `max_bytes` (at least one). Returns what they cost the outbound budget, which the
-    /// transport now holds (see [`Session::outbound`]).
-    pub fn take_queued(&self, into: &mut impl Extend<EncodedPacket>, max_bytes: usize) -> usize {
+    /// `max_bytes` (at least one). Their share of the outbound budget goes back; a transport
+    /// that holds them a while takes it again (see [`Session::outbound`]).
+    pub fn take_queued(&self, into: &mut impl Extend<EncodedPacket>, max_bytes: usize) {
         let mut state = self.state.borrow_mut();
         if state.queue.is_empty() {
-            return 0;
+            return;
         }
         let mut bytes = 0;
         let mut cost = 0;
@@ -384,7 +384,6 @@ impl Session {
         drop(state);
         self.outbound.give_back(cost);
         self.drain_wake.notify_waiters();
-        cost
     }
 
     /// Waits until ordered packets of `bytes` in all, after at most `packets` already queued,
@@ -471,11 +470,6 @@ impl Session {
         self.heartbeat_wake.notify_one();
         self.drain_wake.notify_waiters();
         true
-    }
-
-    /// Bytes queued now (the packets' own bytes).
-    pub fn queued_bytes(&self) -> usize {
-        self.state.borrow().queued_bytes
     }
 
     // ---- long-polling ----
@@ -834,8 +828,9 @@ mod tests {
         assert!(b.overflowed());
         // Taking packets gives back their share; a part at a time when asked.
         let mut out = Vec::new();
-        assert_eq!(a.take_queued(&mut out, 1), 4 + ENTRY_COST);
+        a.take_queued(&mut out, 1);
         assert_eq!(out.len(), 1);
+        assert_eq!(outbound.used(), 3 * (4 + ENTRY_COST));
         a.take_queued(&mut out, usize::MAX);
         assert_eq!(out.len(), 2);
         assert_eq!(outbound.used(), 2 * (4 + ENTRY_COST));

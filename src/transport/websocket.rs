@@ -26,10 +26,10 @@ use super::error::EngineError;
 use super::io::HyperIo;
 use super::ws_codec::{self, Decoded, Decoder, Inbound, MAX_SERVER_HEADER, Opcode, WsError};
 use crate::budget::{Budget, Lease};
+use crate::engineio::INTAKE_MAX_PAUSE;
 use crate::engineio::packet::{self, Packet};
 use crate::engineio::session::ENTRY_COST;
 use crate::engineio::{CloseReason, EncodedPacket, Engine, Session, TransportKind};
-use crate::engineio::{INTAKE_MAX_PAUSE, INTAKE_RECHECK};
 use crate::logger::Throttle;
 
 /// True when the request asks for a WebSocket (`Upgrade: websocket`).
@@ -713,13 +713,14 @@ async fn run(engine: &Engine, mut conn: Box<Driver>, session: &Rc<Session>) {
         paused_since = if reading {
             None
         } else {
+            engine.watch_intake();
             paused_since.or_else(|| Some(Instant::now()))
         };
         let ready = tokio::select! {
             ready = conn.ready(reading, !flushed), if reading || !flushed => ready,
             _ = session.transport_woken(), if flushed => continue,
             _ = session.closed(), if !flushed => return,
-            _ = tokio::time::sleep(INTAKE_RECHECK), if !reading => continue,
+            _ = engine.intake_changed(), if !reading => continue,
         };
         match ready {
             Ok(ready) if ready.is_readable() || ready.is_read_closed() => {
