@@ -9,14 +9,19 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
 use super::auth;
-use super::commits::{self, Commits, NOT_STORED};
+use super::browse::{self, HISTORY_EVENT};
+use super::commits::{self, Commits, Delivery, NOT_STORED};
 use super::config::ChatConfig;
 use super::history::{self, ReplaySettings};
 use super::member::ChatSocket;
 use super::message::{self, CHAT_EVENT, Limits};
 use super::message_log::MessageLog;
 use super::metrics::ChatMetrics;
+use super::names;
+use super::opt_in;
 use super::peers::Peers;
+use super::presence::Presence;
+use super::rate::SendBudget;
 use super::replay_memory::ReplayMemory;
 use crate::logger::{Tally, Throttle, untrusted};
 use crate::socketio::{DisconnectReason, Event, Hub, NamespaceHandler, Refusal, Socket};
@@ -31,7 +36,24 @@ pub struct Chat {
     metrics: Rc<ChatMetrics>,
     replay_memory: Rc<ReplayMemory>,
     peers: Peers,
+    presence: Presence,
+    /// Typing notices passed on per second, over all sockets: each one is sent to every
+    /// page, so their total is what bounds the work.
+    typing_budget: SendBudget,
 }
+
+/// The page's additions (see the README's "Protocol"): a name change, typing notices, and
+/// what the server sends back.
+const NAME_EVENT: &str = "name";
+const TYPING_EVENT: &str = "typing";
+const PRESENCE_EVENT: &str = "presence";
+const MISSED_EVENT: &str = "missed";
+/// One typing notice per socket in this long, at most (the page sends one every 3 s).
+const TYPING_INTERVAL: Duration = Duration::from_secs(2);
+/// Typing notices passed on per second over all sockets.
+const TYPING_RATE: u32 = 20;
+/// Joins and leaves are gathered this long into one presence update.
+const PRESENCE_DELAY: Duration = Duration::from_millis(250);
 
 impl Chat {
     /// The chat over `store`, broadcasting to the sockets of `hub`.
@@ -44,6 +66,8 @@ impl Chat {
         Rc::new(Chat {
             replay_memory,
             peers: Peers::new(config.max_message_rate),
+            presence: Presence::default(),
+            typing_budget: SendBudget::new(TYPING_RATE, Instant::now()),
             config,
             hub,
             messages: Rc::new(MessageLog::new(store)),
@@ -55,14 +79,15 @@ impl Chat {
     /// Broadcasts and acks stored messages as their transactions commit, in id order.
     pub async fn run_commits(self: Rc<Self>, mut results: UnboundedReceiver<Vec<Committed>>) {
         while let Some(batch) = results.recv().await {
+            let delivery = Delivery {
+                messages: &self.messages,
+                hub: &self.hub,
+                metrics: &self.metrics,
+                recovery_offsets: self.config.recovery_offsets,
+                any_extended: self.presence.any_extended(),
+            };
             for committed in batch {
-                self.commits.committed(
-                    committed,
-                    &self.messages,
-                    &self.hub,
-                    &self.metrics,
-                    self.config.recovery_offsets,
-                );
+                self.commits.committed(committed, &delivery);
             }
             // Let the transports write this batch out before the next one queues more, so a
             // burst of commits does not pile up in the clients' queues (which are bounded).
@@ -118,10 +143,11 @@ impl Chat {
             max_message_bytes: self.config.max_message_bytes,
             max_client_offset_bytes: self.config.max_client_offset_bytes,
         };
-        let insert = match message::parse(event, limits) {
+        let mut insert = match message::parse(event, limits) {
             Ok(insert) => insert,
             Err(invalid) => return refuse(socket, event, &invalid),
         };
+        insert.name = socket.data().name().map(|name| name.to_string());
         match self.messages.append(insert) {
             Ok(()) => self.commits.expect(socket, event.ack),
             Err(error) => {
@@ -158,7 +184,12 @@ impl NamespaceHandler for Chat {
             }
             peer.token_accepted();
         }
-        Ok(ChatSocket { peer })
+        let opted = opt_in::read(auth).map_err(|bad| Refusal::new(bad.message()))?;
+        Ok(ChatSocket::new(
+            peer,
+            opted.extended,
+            opted.name.map(Rc::from),
+        ))
     }
 
     /// Offsets are row ids this gateway broadcast: one it never gave out cannot say what the
@@ -179,6 +210,17 @@ impl NamespaceHandler for Chat {
         };
         let last = self.messages.last_broadcast();
         let after = after.min(last);
+        self.presence_changed(
+            self.presence
+                .join(socket.data().name().as_ref(), socket.data().extended),
+        );
+        if socket.data().extended {
+            socket.emit(
+                PRESENCE_EVENT,
+                &format!(",{}]", self.presence.snapshot()),
+                &[],
+            );
+        }
         log::debug!(
             "socket {} connected{}, replaying after {after}",
             socket.id(),
@@ -193,7 +235,13 @@ impl NamespaceHandler for Chat {
             return;
         }
         socket.hold_broadcasts();
-        self.replay(socket, after);
+        // A recovered session gets all it missed (a short drop, by design).
+        match opt_in::read(auth).ok().and_then(|opted| opted.newest) {
+            Some(newest) if !socket.recovered() => {
+                tokio::task::spawn_local(self.clone().replay_newest(socket.clone(), after, newest));
+            }
+            _ => self.replay(socket, after),
+        }
     }
 
     /// The socket reads slower than the chat broadcasts: rather than letting broadcasts pile
@@ -209,19 +257,153 @@ impl NamespaceHandler for Chat {
     }
 
     fn on_event(self: &Rc<Self>, socket: &Rc<Socket<ChatSocket>>, event: Event<'_>) {
-        if event.name == CHAT_EVENT {
-            self.on_chat_message(socket, &event);
-        } else {
-            refuse(socket, &event, &"unknown event");
+        let extended = socket.data().extended;
+        match event.name {
+            CHAT_EVENT => self.on_chat_message(socket, &event),
+            HISTORY_EVENT if extended => self.on_history(socket, &event),
+            NAME_EVENT if extended => self.on_name(socket, &event),
+            TYPING_EVENT if extended => self.on_typing(socket),
+            _ => refuse(socket, &event, &"unknown event"),
         }
     }
 
     fn on_disconnect(self: &Rc<Self>, socket: &Rc<Socket<ChatSocket>>, reason: DisconnectReason) {
         log::debug!("socket {} disconnected: {reason}", socket.id());
+        self.presence_changed(
+            self.presence
+                .leave(socket.data().name().as_ref(), socket.data().extended),
+        );
     }
 }
 
 impl Chat {
+    /// `('history', {before, after, limit}, ack)`: a page of stored messages in the ack.
+    fn on_history(&self, socket: &Rc<Socket<ChatSocket>>, event: &Event<'_>) {
+        let Some(ack) = event.ack else {
+            return refuse(socket, event, &"history needs an ack");
+        };
+        let query = match browse::parse(event) {
+            Ok(query) => query,
+            Err(reason) => return refuse(socket, event, &reason),
+        };
+        if socket.data().reading_history.replace(true) {
+            return refuse(socket, event, &"one history request at a time");
+        }
+        tokio::task::spawn_local(browse::serve(
+            self.messages.clone(),
+            self.replay_memory.clone(),
+            socket.clone(),
+            query,
+            ack,
+        ));
+    }
+
+    /// `('name', name, ack)`: the socket's display name from now on.
+    fn on_name(self: &Rc<Self>, socket: &Rc<Socket<ChatSocket>>, event: &Event<'_>) {
+        let name = match event.args().next().map(names::parse) {
+            Some(Ok(name)) => Rc::<str>::from(name),
+            Some(Err(bad)) => return refuse(socket, event, &bad),
+            None => return refuse(socket, event, &names::BadName::NotAString),
+        };
+        let old = socket.data().name.replace(Some(name.clone()));
+        if old.as_deref() != Some(&*name) {
+            self.presence_changed(self.presence.rename(old.as_ref(), &name));
+        }
+        if let Some(ack) = event.ack {
+            let mut reply = String::from("[{\"name\":");
+            crate::json::write_string(&mut reply, &name);
+            reply.push_str("}]");
+            socket.ack(ack, &reply, &[]);
+        }
+    }
+
+    /// `('typing')`: passed on as `('typing', name)` to the other pages, at most once per
+    /// [`TYPING_INTERVAL`] per socket and [`TYPING_RATE`] a second in all, and only where
+    /// there is room (a notice that waits is stale). Never stored.
+    fn on_typing(&self, socket: &Rc<Socket<ChatSocket>>) {
+        let Some(name) = socket.data().name() else {
+            return;
+        };
+        let now = Instant::now();
+        let last = &socket.data().last_typing;
+        if last.get().is_some_and(|at| now < at + TYPING_INTERVAL) {
+            return;
+        }
+        last.set(Some(now));
+        if !self.typing_budget.take(now) {
+            return;
+        }
+        let packet = self.hub.encode_event(TYPING_EVENT, name.len() + 8, |args| {
+            args.string(&name);
+        });
+        self.hub.broadcast_volatile(&packet, |other| {
+            let data = other.data();
+            data.extended && data.name().as_deref() != Some(&*name)
+        });
+    }
+
+    /// Sends the presence update soon, when `first` says this is the first change since the
+    /// last one: changes in between go out together.
+    fn presence_changed(self: &Rc<Self>, first: bool) {
+        if !first {
+            return;
+        }
+        let chat = self.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(PRESENCE_DELAY).await;
+            let Some(update) = chat.presence.take_update() else {
+                return;
+            };
+            let packet = chat.hub.encode_event(PRESENCE_EVENT, update.len(), |args| {
+                args.json(|out| out.push_str(&update));
+            });
+            chat.hub
+                .broadcast_volatile(&packet, |socket| socket.data().extended);
+        });
+    }
+
+    /// Replays at most the `newest` messages after `after`; when that skips some, the client
+    /// first gets `('missed', {count, more, after, before})` to offer them as history.
+    async fn replay_newest(
+        self: Rc<Self>,
+        socket: Rc<Socket<ChatSocket>>,
+        after: i64,
+        newest: usize,
+    ) {
+        let window = match self.messages.request_window(after, newest) {
+            Ok(request) => request.window().await,
+            Err(error) => Err(error),
+        };
+        let start = match window {
+            Ok(window) if window.skipped > 0 => {
+                // Rows the store has but not yet broadcast reach the socket live: never
+                // start past the last broadcast.
+                let start = window.start_after.min(self.messages.last_broadcast());
+                let mut missed = String::with_capacity(96);
+                missed.push_str(",{\"count\":");
+                missed.push_str(itoa::Buffer::new().format(window.skipped));
+                missed.push_str(",\"more\":");
+                missed.push_str(if window.more { "true" } else { "false" });
+                missed.push_str(",\"after\":");
+                missed.push_str(itoa::Buffer::new().format(after));
+                missed.push_str(",\"before\":");
+                missed.push_str(itoa::Buffer::new().format(start + 1));
+                missed.push_str("}]");
+                socket.emit(MISSED_EVENT, &missed, &[]);
+                start
+            }
+            Ok(_) => after,
+            Err(error) => {
+                log::warn!(
+                    "socket {}: reading the history window failed: {error}",
+                    socket.id()
+                );
+                after
+            }
+        };
+        self.replay(&socket, start);
+    }
+
     /// Sends `socket` (whose broadcasts are held) every stored message after `after`, then
     /// lets broadcasts through again.
     fn replay(&self, socket: &Rc<Socket<ChatSocket>>, after: i64) {

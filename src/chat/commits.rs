@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use super::member::ChatSocket;
-use super::message::{self, CHAT_EVENT};
+use super::message::{self, CHAT_EVENT, Form, Stored};
 use super::message_log::MessageLog;
 use super::metrics::ChatMetrics;
 use crate::socketio::{Hub, Socket};
@@ -28,6 +28,16 @@ pub struct Commits {
     waiting: RefCell<VecDeque<Waiting>>,
 }
 
+/// How a commit goes out.
+pub struct Delivery<'a> {
+    pub messages: &'a MessageLog,
+    pub hub: &'a Hub<ChatSocket>,
+    pub metrics: &'a ChatMetrics,
+    pub recovery_offsets: bool,
+    /// Some socket takes the extended form: encode it too.
+    pub any_extended: bool,
+}
+
 impl Commits {
     /// Remembers who sent the message just queued for commit.
     pub fn expect(&self, socket: &Rc<Socket<ChatSocket>>, ack: Option<u64>) {
@@ -37,37 +47,54 @@ impl Commits {
         });
     }
 
-    /// Broadcasts a committed message to the namespace (numbered by its id) and answers its
-    /// sender.
-    pub fn committed(
-        &self,
-        committed: Committed,
-        messages: &MessageLog,
-        hub: &Hub<ChatSocket>,
-        metrics: &ChatMetrics,
-        recovery_offsets: bool,
-    ) {
+    /// Broadcasts a committed message to the namespace (numbered by its id, encoded once per
+    /// form) and answers its sender.
+    pub fn committed(&self, committed: Committed, delivery: &Delivery<'_>) {
         let waiting = self.waiting.borrow_mut().pop_front();
         let reply = waiting.and_then(|w| Some((w.socket.upgrade()?, w.ack?)));
         match committed.outcome {
             Outcome::Stored(id) => {
-                messages.set_last_broadcast(id);
-                metrics.count_stored();
-                let content = &committed.insert.content;
-                hub.broadcast_ordered(CHAT_EVENT, id, content.len() + message::OVERHEAD, |args| {
-                    message::write_args(args, content, id, recovery_offsets)
-                });
+                delivery.messages.set_last_broadcast(id);
+                delivery.metrics.count_stored();
+                let insert = &committed.insert;
+                let stored = Stored {
+                    id,
+                    content: &insert.content,
+                    name: insert.name.as_deref(),
+                    time: Some(committed.time),
+                    client_offset: insert.client_offset.as_deref(),
+                };
+                let encode = |form| {
+                    let capacity = match form {
+                        Form::Tutorial => stored.content.len() + message::OVERHEAD,
+                        Form::Extended => {
+                            stored.content.len() + message::OVERHEAD + stored.extra_len()
+                        }
+                    };
+                    delivery.hub.encode_event(CHAT_EVENT, capacity, |args| {
+                        message::write_args(args, &stored, form, delivery.recovery_offsets)
+                    })
+                };
+                let tutorial = encode(Form::Tutorial);
+                if delivery.any_extended {
+                    let forms = [tutorial, encode(Form::Extended)];
+                    delivery
+                        .hub
+                        .broadcast_ordered(id, &forms, |socket| usize::from(socket.extended));
+                } else {
+                    delivery.hub.broadcast_ordered(id, &[tutorial], |_| 0);
+                }
                 if let Some((socket, ack)) = reply {
-                    socket.ack(ack, "[]", &[]);
+                    ack_stored(&socket, ack, id);
                 }
             }
-            Outcome::Duplicate => {
+            Outcome::Duplicate(id) => {
                 if let Some((socket, ack)) = reply {
-                    socket.ack(ack, "[]", &[]);
+                    ack_stored(&socket, ack, id);
                 }
             }
             Outcome::Failed(error) => {
-                metrics.count_store_error();
+                delivery.metrics.count_store_error();
                 // The details (file paths, SQLite's words) are for the operator's log, where
                 // the store wrote them; the client learns only that it should retry.
                 log::debug!("message not stored: {error}");
@@ -76,6 +103,16 @@ impl Commits {
                 }
             }
         }
+    }
+}
+
+/// Acks a stored message: with no arguments, as the tutorial's server does, or with
+/// `{"id": N}` for a client that opted into the extended protocol.
+fn ack_stored(socket: &Socket<ChatSocket>, ack: u64, id: i64) {
+    if socket.data().extended {
+        socket.ack(ack, &format!("[{{\"id\":{id}}}]"), &[]);
+    } else {
+        socket.ack(ack, "[]", &[]);
     }
 }
 

@@ -6,13 +6,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::member::ChatSocket;
-use super::message::{self, CHAT_EVENT};
+use super::message::{self, CHAT_EVENT, Form, Stored};
 use super::message_log::MessageLog;
 use super::metrics::ChatMetrics;
 use super::replay_memory::{ReplayMemory, Reservation};
 use crate::json::{self, Kind};
 use crate::socketio::Socket;
-use crate::store::{PageLimit, PageRequest, Row, StoreError};
+use crate::store::{PageLimit, PageRange, PageRequest, Row, StoreError};
 
 /// Pause before retrying a replay read that failed.
 const REPLAY_RETRY: Duration = Duration::from_millis(500);
@@ -79,6 +79,7 @@ pub async fn replay(
     settings: ReplaySettings,
 ) {
     let _running = metrics.replay_started();
+    let form = Form::of(socket.data().extended);
     // Parts of at most a quarter page, so that the client reads one while the next is queued.
     let part_packets = settings.page.rows / 4;
     let mut ahead: Option<Pending> = None;
@@ -98,7 +99,7 @@ pub async fn replay(
                     break;
                 }
                 let reserved = memory.reserve().await;
-                match messages.request_page(cursor, settings.page) {
+                match messages.request_page(PageRange::after(cursor), settings.page) {
                     Ok(request) => Pending { request, reserved }.rows().await,
                     Err(_) => break,
                 }
@@ -138,11 +139,9 @@ pub async fn replay(
                 }
             };
             let mut batch = socket.event_batch(CHAT_EVENT, room);
-            while let Some(row) =
-                rows.next_if(|row| batch.has_room_for(row.content.len() + message::OVERHEAD))
-            {
+            while let Some(row) = rows.next_if(|row| batch.has_room_for(row.size())) {
                 batch.push(|args| {
-                    message::write_args(args, &row.content, row.id, settings.recovery_offsets)
+                    message::write_args(args, &stored(row), form, settings.recovery_offsets)
                 });
                 cursor = row.id;
             }
@@ -152,11 +151,24 @@ pub async fn replay(
             let last_of_page = page.rows.last().map_or(cursor, |row| row.id);
             if ahead.is_none() && last_of_page < messages.last_broadcast() {
                 ahead = memory.try_reserve().and_then(|reserved| {
-                    let request = messages.request_page(last_of_page, settings.page).ok()?;
+                    let request = messages
+                        .request_page(PageRange::after(last_of_page), settings.page)
+                        .ok()?;
                     Some(Pending { request, reserved })
                 });
             }
         }
+    }
+}
+
+/// A row as clients receive it (a replay carries no client offsets).
+pub fn stored(row: &Row) -> Stored<'_> {
+    Stored {
+        id: row.id,
+        content: &row.content,
+        name: row.name.as_deref(),
+        time: row.time,
+        client_offset: None,
     }
 }
 

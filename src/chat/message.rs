@@ -1,5 +1,6 @@
 //! The chat message on the wire: what a client may send (checked here) and the arguments
-//! every client receives, `('chat message', msg, id)` plus the recovery offset.
+//! every client receives: `('chat message', msg, id)` plus the recovery offset, and for the
+//! page (clients that opted in) the name and time as well.
 
 use std::fmt;
 
@@ -78,16 +79,109 @@ pub fn parse(event: &Event<'_>, limits: Limits) -> Result<Insert, Invalid> {
     Ok(Insert {
         content: content.into_owned(),
         client_offset,
+        name: None,
     })
 }
 
-/// The arguments of a stored message's broadcast: content and id, then the id as a string
-/// when `recovery_offset` is set (socket.io's client keeps the last string argument).
-pub fn write_args(args: &mut EventArgs<'_>, content: &str, id: i64, recovery_offset: bool) {
-    args.string(content).int(id);
-    if recovery_offset {
-        args.int_as_string(id);
+/// Which arguments a socket's `chat message`s carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// The tutorial's `(msg, id)`: what every client gets unless it opts in.
+    Tutorial,
+    /// `(msg, id, {name, time, offset})`, for clients that sent `auth.emberchat`.
+    Extended,
+}
+
+impl Form {
+    pub fn of(extended: bool) -> Form {
+        if extended {
+            Form::Extended
+        } else {
+            Form::Tutorial
+        }
     }
+}
+
+/// A stored message as clients receive it.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    pub id: i64,
+    pub content: &'a str,
+    pub name: Option<&'a str>,
+    /// Unix milliseconds when stored; `None` for rows from before the schema had it.
+    pub time: Option<i64>,
+    /// The sender's client offset, in live broadcasts (so a page can tell its own message).
+    pub client_offset: Option<&'a str>,
+}
+
+impl Stored<'_> {
+    /// Bytes of the extended form beyond the tutorial's, about.
+    pub fn extra_len(&self) -> usize {
+        40 + self.name.map_or(0, str::len) + self.client_offset.map_or(0, str::len)
+    }
+}
+
+/// The arguments of a stored message: content and id, then (extended form) an object with
+/// its name, time and client offset, then the id as a string when `recovery_offset` is set
+/// (socket.io's client keeps the last string argument, so the offset must come last).
+pub fn write_args(
+    args: &mut EventArgs<'_>,
+    message: &Stored<'_>,
+    form: Form,
+    recovery_offset: bool,
+) {
+    args.string(message.content).int(message.id);
+    if form == Form::Extended {
+        args.json(|out| write_meta(out, message));
+    }
+    if recovery_offset {
+        args.int_as_string(message.id);
+    }
+}
+
+/// `{"name":…,"time":…,"offset":…}`, each present only when known.
+fn write_meta(out: &mut String, message: &Stored<'_>) {
+    out.push('{');
+    let mut first = true;
+    let mut key = |out: &mut String, key: &str| {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push('"');
+        out.push_str(key);
+        out.push_str("\":");
+    };
+    if let Some(name) = message.name {
+        key(out, "name");
+        json::write_string(out, name);
+    }
+    if let Some(time) = message.time {
+        key(out, "time");
+        out.push_str(itoa::Buffer::new().format(time));
+    }
+    if let Some(offset) = message.client_offset {
+        key(out, "offset");
+        json::write_string(out, offset);
+    }
+    out.push('}');
+}
+
+/// A stored message as one object of a history page: `{"id":…,"text":…,"name":…,"time":…}`.
+pub fn write_history_item(out: &mut String, message: &Stored<'_>) {
+    out.push_str("{\"id\":");
+    out.push_str(itoa::Buffer::new().format(message.id));
+    out.push_str(",\"text\":");
+    json::write_string(out, message.content);
+    if let Some(name) = message.name {
+        out.push_str(",\"name\":");
+        json::write_string(out, name);
+    }
+    if let Some(time) = message.time {
+        out.push_str(",\"time\":");
+        out.push_str(itoa::Buffer::new().format(time));
+    }
+    out.push('}');
 }
 
 /// Bytes of a broadcast beyond its content, for sizing buffers.
@@ -118,6 +212,7 @@ mod tests {
         Insert {
             content: content.into(),
             client_offset: offset.map(Into::into),
+            name: None,
         }
     }
 
@@ -152,17 +247,52 @@ mod tests {
         );
     }
 
+    fn stored(id: i64, content: &str) -> Stored<'_> {
+        Stored {
+            id,
+            content,
+            name: None,
+            time: None,
+            client_offset: None,
+        }
+    }
+
     #[test]
     fn encodes_the_broadcast() {
         let mut out = String::new();
-        packet::write_event(&mut out, "/", CHAT_EVENT, |args| {
-            write_args(args, "hi \"you\"\n", 42, false)
-        });
+        let encode = |out: &mut String, message: &Stored<'_>, form, recovery| {
+            out.clear();
+            packet::write_event(out, "/", CHAT_EVENT, |args| {
+                write_args(args, message, form, recovery)
+            });
+        };
+        let quoted = stored(42, "hi \"you\"\n");
+        encode(&mut out, &quoted, Form::Tutorial, false);
         assert_eq!(out, "42[\"chat message\",\"hi \\\"you\\\"\\n\",42]");
-        out.clear();
-        packet::write_event(&mut out, "/", CHAT_EVENT, |args| {
-            write_args(args, "x", 7, true)
-        });
+        encode(&mut out, &stored(7, "x"), Form::Tutorial, true);
         assert_eq!(out, "42[\"chat message\",\"x\",7,\"7\"]");
+        // The tutorial's form never carries the name, time or offset.
+        let full = Stored {
+            name: Some("Ana \"A\""),
+            time: Some(1_733_000_000_123),
+            client_offset: Some("c-1"),
+            ..stored(7, "x")
+        };
+        encode(&mut out, &full, Form::Tutorial, true);
+        assert_eq!(out, "42[\"chat message\",\"x\",7,\"7\"]");
+        encode(&mut out, &full, Form::Extended, true);
+        assert_eq!(
+            out,
+            "42[\"chat message\",\"x\",7,{\"name\":\"Ana \\\"A\\\"\",\"time\":1733000000123,\
+             \"offset\":\"c-1\"},\"7\"]"
+        );
+        encode(&mut out, &stored(8, "y"), Form::Extended, false);
+        assert_eq!(out, "42[\"chat message\",\"y\",8,{}]");
+        let mut item = String::new();
+        write_history_item(&mut item, &full);
+        assert_eq!(
+            item,
+            "{\"id\":7,\"text\":\"x\",\"name\":\"Ana \\\"A\\\"\",\"time\":1733000000123}"
+        );
     }
 }

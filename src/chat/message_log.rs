@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 
-use crate::store::{Insert, PageLimit, PageRequest, Store, StoreError};
+use crate::store::{Insert, PageLimit, PageRange, PageRequest, Store, StoreError, WindowRequest};
 
 /// The store as the chat uses it, closed once at shutdown.
 pub struct MessageLog {
@@ -44,10 +44,22 @@ impl MessageLog {
         self.store.borrow().as_ref().is_none_or(Store::has_room)
     }
 
-    /// Asks for the messages after `after`, within `limit`.
-    pub fn request_page(&self, after: i64, limit: PageLimit) -> Result<PageRequest, StoreError> {
+    /// Asks for the messages in `range`, within `limit`.
+    pub fn request_page(
+        &self,
+        range: PageRange,
+        limit: PageLimit,
+    ) -> Result<PageRequest, StoreError> {
         match self.store.borrow().as_ref() {
-            Some(store) => store.request_page(after, limit),
+            Some(store) => store.request_page(range, limit),
+            None => Err(StoreError::Stopped),
+        }
+    }
+
+    /// Asks where a replay of the newest `newest` messages after `after` starts.
+    pub fn request_window(&self, after: i64, newest: usize) -> Result<WindowRequest, StoreError> {
+        match self.store.borrow().as_ref() {
+            Some(store) => store.request_window(after, newest),
             None => Err(StoreError::Stopped),
         }
     }

@@ -8,10 +8,13 @@
 //! - `message_log`: the store as the chat uses it; `commits`: broadcast and ack as commits land.
 //! - `history`: where a joining client's history starts, and its paced replay (also a slow
 //!   reader's catch-up), within the `replay_memory` all replays share.
+//! - `opt_in`: what a client's CONNECT asks for beyond the tutorial (the page's protocol);
+//!   `names`: display names; `browse`: history pages on request; `presence`: who is online.
 //! - `metrics`, `config`.
 
 mod app;
 mod auth;
+mod browse;
 mod commits;
 mod config;
 mod history;
@@ -19,7 +22,10 @@ mod member;
 mod message;
 mod message_log;
 mod metrics;
+mod names;
+mod opt_in;
 mod peers;
+mod presence;
 mod rate;
 mod replay_memory;
 

@@ -24,7 +24,8 @@ pub struct ReplayMemory {
 impl ReplayMemory {
     /// `total` bytes for pages read within `page`, of rows of at most `max_content` bytes.
     pub fn new(total: usize, page: PageLimit, max_content: usize) -> ReplayMemory {
-        let per_page = page.bytes + max_content + Row::OVERHEAD;
+        // The row that crosses the limit may carry a name too (32 characters of 4 bytes).
+        let per_page = page.bytes + max_content + 4 * super::names::MAX_NAME_CHARS + Row::OVERHEAD;
         // A budget below one page would let no replay start: it holds one page at least.
         let total = total.max(per_page).min(Semaphore::MAX_PERMITS);
         ReplayMemory {
@@ -72,12 +73,12 @@ mod tests {
 
     #[tokio::test]
     async fn pages_are_reserved_within_the_total() {
-        // Room for two pages of 1000 + 100 + 48 bytes.
-        let memory = ReplayMemory::new(2400, PAGE, 100);
+        // Room for two pages of 1000 + 100 + 128 (a name) + 96 bytes.
+        let memory = ReplayMemory::new(2700, PAGE, 100);
         let first = memory.reserve().await;
         let second = memory.try_reserve().expect("room for a second page");
         assert!(memory.try_reserve().is_none());
-        assert_eq!(memory.reserved(), 2 * 1148);
+        assert_eq!(memory.reserved(), 2 * 1324);
         drop(first);
         let _third = memory
             .try_reserve()

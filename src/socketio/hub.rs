@@ -65,25 +65,35 @@ impl<D> Hub<D> {
         self.len() == 0
     }
 
-    /// Encodes `event` once (`args` appends its arguments; `capacity` is the expected size in
-    /// bytes) and queues it, numbered `seq`, to every socket that is live and does not have it
-    /// yet (see [`Socket::go_live`]). Used for messages numbered by their stored id. A socket
-    /// it finds no room for falls behind (see [`NamespaceHandler::on_behind`]).
+    /// Encodes `event` for this namespace (`args` appends its arguments; `capacity` is the
+    /// expected size in bytes), once, for any number of receivers.
+    pub fn encode_event(
+        &self,
+        event: &str,
+        capacity: usize,
+        args: impl FnOnce(&mut EventArgs<'_>),
+    ) -> EncodedPacket {
+        let mut text = String::with_capacity(capacity + event.len() + 16);
+        packet::write_event(&mut text, &self.namespace, event, args);
+        EncodedPacket::text(text)
+    }
+
+    /// Queues one of `forms` (each encoded once, see [`Hub::encode_event`]), numbered `seq`,
+    /// to every socket that is live and does not have it yet (see [`Socket::go_live`]):
+    /// `form_of` picks each socket's form from its data. Used for messages numbered by their
+    /// stored id. A socket it finds no room for falls behind (see
+    /// [`NamespaceHandler::on_behind`]).
     ///
     /// [`NamespaceHandler::on_behind`]: super::NamespaceHandler::on_behind
     pub fn broadcast_ordered(
         &self,
-        event: &str,
         seq: i64,
-        capacity: usize,
-        args: impl FnOnce(&mut EventArgs<'_>),
+        forms: &[EncodedPacket],
+        form_of: impl Fn(&D) -> usize,
     ) {
-        let mut text = String::with_capacity(capacity + event.len() + 16);
-        packet::write_event(&mut text, &self.namespace, event, args);
-        let packet = EncodedPacket::text(text);
         let mut behind = Vec::new();
         for socket in self.slots.borrow().iter().flatten() {
-            if !socket.offer(&packet, seq) {
+            if !socket.offer(&forms[form_of(socket.data())], seq) {
                 behind.push(socket.clone());
             }
         }
@@ -91,6 +101,16 @@ impl<D> Hub<D> {
         for socket in behind {
             let after = socket.delivered();
             socket.host().fell_behind(&socket, after);
+        }
+    }
+
+    /// Queues `packet` to every socket `to` picks, where there is room: a volatile event
+    /// (presence, typing), which a busy client misses rather than queues.
+    pub fn broadcast_volatile(&self, packet: &EncodedPacket, to: impl Fn(&Socket<D>) -> bool) {
+        for socket in self.slots.borrow().iter().flatten() {
+            if to(socket) {
+                socket.offer_volatile(packet);
+            }
         }
     }
 

@@ -302,6 +302,14 @@ impl EventArgs<'_> {
         self
     }
 
+    /// Appends a JSON value that `write` writes; it must write exactly one valid value.
+    #[inline]
+    pub fn json(&mut self, write: impl FnOnce(&mut String)) -> &mut Self {
+        self.out.push(',');
+        write(self.out);
+        self
+    }
+
     /// Appends a number as a JSON string (socket.io's recovery offsets are strings).
     #[inline]
     pub fn int_as_string(&mut self, n: i64) -> &mut Self {

@@ -415,9 +415,10 @@ mod tests {
                 let socket = hub.sockets().pop().unwrap();
                 let packet = |n: i64| EncodedPacket::text(format!("42[\"n\",{n}]"));
                 let broadcast = |n: i64| {
-                    hub.broadcast_ordered("n", n, 8, |args| {
+                    let form = hub.encode_event("n", 8, |args| {
                         args.int(n);
-                    })
+                    });
+                    hub.broadcast_ordered(n, &[form], |_| 0)
                 };
                 // Caught up to 5 by a replay: 5 is not sent again, 6 is, once.
                 socket.go_live(5);

@@ -146,6 +146,13 @@ impl<D> Socket<D> {
         false
     }
 
+    /// Queues a shared packet if the socket's queue has room for it (within the bound ordered
+    /// broadcasts have); drops it otherwise. For events that are stale by the time a slow
+    /// client would read them.
+    pub fn offer_volatile(&self, packet: &EncodedPacket) -> bool {
+        self.session.offer_ordered(packet)
+    }
+
     /// Sequence number of the last ordered broadcast queued to the socket.
     pub(super) fn delivered(&self) -> i64 {
         self.delivered.get()

@@ -19,6 +19,8 @@ pub enum StoreError {
     NotADatabase,
     /// The database has a `messages` table of another shape: another application's file.
     ForeignSchema { columns: Vec<String> },
+    /// The database has a schema version this build does not know (a newer emberchat's).
+    UnknownVersion { found: i64, known: i64 },
     /// The database file was removed from under the gateway.
     FileGone { path: PathBuf, reason: String },
     /// The database file was replaced by another file.
@@ -42,7 +44,13 @@ impl fmt::Display for StoreError {
             StoreError::NotADatabase => f.write_str("file is not a database"),
             StoreError::ForeignSchema { columns } => write!(
                 f,
-                "table messages has columns {columns:?}, expected id, client_offset, content"
+                "table messages has columns {columns:?}, expected id, client_offset, content \
+                 (and name, created_at once upgraded)"
+            ),
+            StoreError::UnknownVersion { found, known } => write!(
+                f,
+                "schema version {found} is not one this emberchat knows (it writes version \
+                 {known}); a newer emberchat wrote it"
             ),
             StoreError::FileGone { path, reason } => write!(
                 f,

@@ -7,7 +7,7 @@ use tokio::sync::mpsc as async_mpsc;
 use tokio::sync::oneshot;
 
 use super::error::{OpenError, StoreError};
-use super::model::{Committed, Insert, PageLimit, Row, StoreConfig};
+use super::model::{Committed, Insert, PageLimit, PageRange, Row, StoreConfig, Window};
 use super::schema::open_connection;
 use super::writer::{Command, QueuedBytes, writer};
 
@@ -16,6 +16,15 @@ pub struct PageRequest(oneshot::Receiver<Result<Vec<Row>, StoreError>>);
 
 impl PageRequest {
     pub async fn rows(self) -> Result<Vec<Row>, StoreError> {
+        self.0.await.map_err(|_| StoreError::Stopped)?
+    }
+}
+
+/// A window read on its way; see [`Store::request_window`].
+pub struct WindowRequest(oneshot::Receiver<Result<Window, StoreError>>);
+
+impl WindowRequest {
+    pub async fn window(self) -> Result<Window, StoreError> {
         self.0.await.map_err(|_| StoreError::Stopped)?
     }
 }
@@ -98,23 +107,40 @@ impl Store {
         self.last_id_at_open
     }
 
-    /// Asks for the rows with `id > after`, in id order, within `limit`. The read runs on the store
+    /// Asks for the rows in `range`, in id order, within `limit`. The read runs on the store
     /// thread after the inserts queued before it; await [`PageRequest::rows`] for the answer
     /// (the request does not borrow the store).
-    pub fn request_page(&self, after: i64, limit: PageLimit) -> Result<PageRequest, StoreError> {
+    pub fn request_page(
+        &self,
+        range: PageRange,
+        limit: PageLimit,
+    ) -> Result<PageRequest, StoreError> {
         let (reply, answer) = oneshot::channel();
+        self.send(Command::Page {
+            range,
+            limit,
+            reply,
+        })?;
+        Ok(PageRequest(answer))
+    }
+
+    /// Asks where a replay of at most the `newest` rows after `after` starts, and how many
+    /// rows it skips; see [`WindowRequest::window`].
+    pub fn request_window(&self, after: i64, newest: usize) -> Result<WindowRequest, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Window {
+            after,
+            newest,
+            reply,
+        })?;
+        Ok(WindowRequest(answer))
+    }
+
+    fn send(&self, command: Command) -> Result<(), StoreError> {
         self.commands
             .as_ref()
-            .and_then(|c| {
-                c.send(Command::Page {
-                    after,
-                    limit,
-                    reply,
-                })
-                .ok()
-            })
-            .ok_or(StoreError::Stopped)?;
-        Ok(PageRequest(answer))
+            .and_then(|c| c.send(command).ok())
+            .ok_or(StoreError::Stopped)
     }
 
     /// Asks the store thread to read the database; resolves to `Ok` when it answers (for a

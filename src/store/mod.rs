@@ -21,5 +21,5 @@ mod testing;
 mod writer;
 
 pub use error::{OpenError, StoreError};
-pub use handle::{PageRequest, Store};
-pub use model::{Committed, Insert, Outcome, PageLimit, Row, StoreConfig, Synchronous};
+pub use handle::{PageRequest, Store, WindowRequest};
+pub use model::{Committed, Insert, Outcome, PageLimit, PageRange, Row, StoreConfig, Synchronous};

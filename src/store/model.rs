@@ -54,12 +54,17 @@ impl StoreConfig {
 pub struct Insert {
     pub content: String,
     pub client_offset: Option<String>,
+    /// The sender's display name, if it gave one.
+    pub name: Option<String>,
 }
 
 impl Insert {
     /// Memory the insert holds while queued, about (its strings and the command around them).
     pub(super) fn queued_size(&self) -> usize {
-        self.content.len() + self.client_offset.as_ref().map_or(0, String::len) + 96
+        self.content.len()
+            + self.client_offset.as_ref().map_or(0, String::len)
+            + self.name.as_ref().map_or(0, String::len)
+            + 112
     }
 }
 
@@ -68,8 +73,8 @@ impl Insert {
 pub enum Outcome {
     /// Stored durably under this id.
     Stored(i64),
-    /// Its client offset was already stored: nothing written.
-    Duplicate,
+    /// Its client offset was already stored, under this id: nothing written.
+    Duplicate(i64),
     /// The transaction failed; nothing of it was written.
     Failed(StoreError),
 }
@@ -79,6 +84,8 @@ pub enum Outcome {
 pub struct Committed {
     pub insert: Insert,
     pub outcome: Outcome,
+    /// When its transaction was written, in Unix milliseconds: the stored `created_at`.
+    pub time: i64,
 }
 
 /// A stored message, as replay reads it.
@@ -86,15 +93,39 @@ pub struct Committed {
 pub struct Row {
     pub id: i64,
     pub content: String,
+    /// NULL for rows stored without a name (and before the schema had one).
+    pub name: Option<String>,
+    /// Unix milliseconds; NULL for rows stored before the schema had it.
+    pub time: Option<i64>,
 }
 
 impl Row {
-    /// Memory a row holds beyond its content: the id, the `String`, the allocator's header.
-    pub const OVERHEAD: usize = 48;
+    /// Memory a row holds beyond its content and name: the id and time, the `String`s, the
+    /// allocators' headers.
+    pub const OVERHEAD: usize = 96;
 
     /// Memory the row holds, about.
     pub fn size(&self) -> usize {
-        self.content.len() + Row::OVERHEAD
+        self.content.len() + self.name.as_ref().map_or(0, String::len) + Row::OVERHEAD
+    }
+}
+
+/// Which rows a page read returns, always in increasing id order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageRange {
+    /// The first rows with `after < id < before` (replay, and reading forward).
+    Between { after: i64, before: i64 },
+    /// The last rows with `id < before` (reading back through history).
+    Before(i64),
+}
+
+impl PageRange {
+    /// Every row after `after`.
+    pub fn after(after: i64) -> PageRange {
+        PageRange::Between {
+            after,
+            before: i64::MAX,
+        }
     }
 }
 
@@ -104,4 +135,14 @@ impl Row {
 pub struct PageLimit {
     pub rows: usize,
     pub bytes: usize,
+}
+
+/// Where a replay capped at `newest` rows starts: the id to replay after, and how many rows
+/// between the client's offset and there it skips (counted up to a cap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start_after: i64,
+    pub skipped: u64,
+    /// True when more than `skipped` rows were skipped (the count stopped at its cap).
+    pub more: bool,
 }

@@ -1,15 +1,29 @@
-//! Opening the database: pragmas, the schema, and refusing files that are not ours.
+//! Opening the database: pragmas, the schema and its upgrade, and refusing files that are
+//! not ours.
+//!
+//! Schema versions, kept in `PRAGMA user_version`:
+//! - 0: the Socket.IO tutorial's `messages(id, client_offset, content)`, as its Node server
+//!   and the first emberchat made it;
+//! - 1: plus the nullable columns `name` (the sender's display name) and `created_at` (Unix
+//!   milliseconds when stored). Rows from before the upgrade keep NULL in both.
 
 use rusqlite::Connection as SqlConnection;
 
 use super::error::{OpenError, StoreError};
 use super::model::StoreConfig;
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS messages (
+/// The tutorial's table, exactly as its server creates it.
+const SEED_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     client_offset TEXT UNIQUE,
     content TEXT
 )";
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SEED_COLUMNS: [&str; 3] = ["id", "client_offset", "content"];
+const COLUMNS: [&str; 5] = ["id", "client_offset", "content", "name", "created_at"];
 
 /// Opens (creating if needed) the database for writing, with the chat's pragmas and schema.
 pub fn open_connection(config: &StoreConfig) -> Result<SqlConnection, OpenError> {
@@ -39,24 +53,55 @@ pub fn open_connection(config: &StoreConfig) -> Result<SqlConnection, OpenError>
         .execute_batch(&format!(
             // A 256 KiB page cache (SQLite's default is 2 MB): a replay streams the table
             // through it, and the gateway's memory should not grow with the backlog.
-            "PRAGMA synchronous={};\nPRAGMA cache_size=-256;\n{SCHEMA};",
+            "PRAGMA synchronous={};\nPRAGMA cache_size=-256;\n{SEED_SCHEMA};",
             config.synchronous.pragma()
         ))
         .map_err(|e| at(e.into()))?;
-    check_schema(&connection).map_err(at)?;
+    upgrade_schema(&connection).map_err(at)?;
     Ok(connection)
 }
 
-/// Refuses a database whose `messages` table is not ours (another application's file).
-fn check_schema(connection: &SqlConnection) -> Result<(), StoreError> {
+/// Brings a tutorial-made or older database up to [`SCHEMA_VERSION`], in one transaction:
+/// `ADD COLUMN` only changes the table's definition, so no row is rewritten and a
+/// million-row file upgrades in milliseconds. Refuses a `messages` table that is not ours
+/// (another application's file) and a version this build does not know.
+fn upgrade_schema(connection: &SqlConnection) -> Result<(), StoreError> {
+    // IMMEDIATE: another process upgrading the same file at once waits, then sees version 1.
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let upgraded = try_upgrade(connection);
+    let end = if upgraded.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    let ended = connection.execute_batch(end);
+    upgraded?;
+    ended.map_err(StoreError::from)
+}
+
+fn try_upgrade(connection: &SqlConnection) -> Result<(), StoreError> {
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let columns: Vec<String> = connection
         .prepare("SELECT name FROM pragma_table_info('messages') ORDER BY cid")?
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    if columns != ["id", "client_offset", "content"] {
-        return Err(StoreError::ForeignSchema { columns });
+    match version {
+        0 if columns == SEED_COLUMNS => {
+            log::info!("upgrading the database to schema version {SCHEMA_VERSION}");
+            connection.execute_batch(&format!(
+                "ALTER TABLE messages ADD COLUMN name TEXT;
+                 ALTER TABLE messages ADD COLUMN created_at INTEGER;
+                 PRAGMA user_version = {SCHEMA_VERSION};"
+            ))?;
+            Ok(())
+        }
+        SCHEMA_VERSION if columns == COLUMNS => Ok(()),
+        0 | SCHEMA_VERSION => Err(StoreError::ForeignSchema { columns }),
+        found => Err(StoreError::UnknownVersion {
+            found,
+            known: SCHEMA_VERSION,
+        }),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -82,12 +127,83 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .ends_with("expected id, client_offset, content"),
+                .contains("expected id, client_offset, content"),
             "{error}"
         );
         let garbage = temp_db("garbage");
         std::fs::write(&garbage, vec![b'x'; 4096]).unwrap();
         let error = open_connection(&StoreConfig::new(&garbage)).unwrap_err();
         assert_eq!(error.error, StoreError::NotADatabase);
+    }
+
+    fn columns(connection: &SqlConnection) -> Vec<String> {
+        connection
+            .prepare("SELECT name FROM pragma_table_info('messages') ORDER BY cid")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn upgrades_a_tutorial_database_in_place() {
+        let path = temp_db("upgrade");
+        let seed = SqlConnection::open(&path).unwrap();
+        seed.execute_batch(SEED_SCHEMA).unwrap();
+        seed.execute_batch(
+            "INSERT INTO messages (content, client_offset) VALUES ('old', 'c-1'), ('older', NULL)",
+        )
+        .unwrap();
+        drop(seed);
+        let connection = open_connection(&StoreConfig::new(&path)).unwrap();
+        assert_eq!(columns(&connection), COLUMNS);
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let rows: Vec<(i64, String, Option<String>, Option<i64>)> = connection
+            .prepare("SELECT id, content, name, created_at FROM messages ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (1, "old".into(), None, None),
+                (2, "older".into(), None, None)
+            ]
+        );
+        drop(connection);
+        // Opening again changes nothing.
+        let again = open_connection(&StoreConfig::new(&path)).unwrap();
+        assert_eq!(columns(&again), COLUMNS);
+    }
+
+    #[test]
+    fn refuses_an_unknown_version_and_leaves_it_alone() {
+        let path = temp_db("newer");
+        let newer = SqlConnection::open(&path).unwrap();
+        newer
+            .execute_batch(&format!("{SEED_SCHEMA}; PRAGMA user_version = 7;"))
+            .unwrap();
+        drop(newer);
+        let error = open_connection(&StoreConfig::new(&path)).unwrap_err();
+        assert_eq!(
+            error.error,
+            StoreError::UnknownVersion {
+                found: 7,
+                known: SCHEMA_VERSION
+            }
+        );
+        let after = SqlConnection::open(&path).unwrap();
+        assert_eq!(columns(&after), SEED_COLUMNS);
+        // Version 1 with the seed's columns is not ours either.
+        after.execute_batch("PRAGMA user_version = 1").unwrap();
+        drop(after);
+        let error = open_connection(&StoreConfig::new(&path)).unwrap_err();
+        assert!(matches!(error.error, StoreError::ForeignSchema { .. }));
     }
 }

@@ -16,5 +16,6 @@ pub fn insert(content: &str, offset: Option<&str>) -> Insert {
     Insert {
         content: content.into(),
         client_offset: offset.map(Into::into),
+        name: None,
     }
 }

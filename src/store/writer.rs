@@ -9,12 +9,16 @@ use rusqlite::Connection as SqlConnection;
 use tokio::sync::mpsc as async_mpsc;
 use tokio::sync::oneshot;
 
-use super::batch::{read_page, write_batch};
+use super::batch::{read_page, window, write_batch};
 use super::error::StoreError;
 use super::file::FileIdentity;
-use super::model::{Committed, Insert, PageLimit, Row, StoreConfig};
+use super::model::{Committed, Insert, PageLimit, PageRange, Row, StoreConfig, Window};
 
 pub type PageReply = oneshot::Sender<Result<Vec<Row>, StoreError>>;
+pub type WindowReply = oneshot::Sender<Result<Window, StoreError>>;
+
+/// Most skipped rows a [`Command::Window`] counts: beyond it the count says "more".
+pub const WINDOW_COUNT_CAP: u64 = 10_000;
 
 /// Bytes of inserts on their way to the store thread: counted by the event loop as it queues
 /// them, given back by the thread once written, and bounded, so that a burst faster than
@@ -58,11 +62,17 @@ pub enum Command {
     Insert(Insert),
     /// Answers once the database can be read.
     Check(oneshot::Sender<Result<(), StoreError>>),
-    /// Rows with `id > after`, in id order, within `limit`.
+    /// Rows in `range`, in id order, within `limit`.
     Page {
-        after: i64,
+        range: PageRange,
         limit: PageLimit,
         reply: PageReply,
+    },
+    /// Where a replay of the newest `newest` rows after `after` starts.
+    Window {
+        after: i64,
+        newest: usize,
+        reply: WindowReply,
     },
 }
 
@@ -71,7 +81,13 @@ pub enum Command {
 struct Round {
     inserts: Vec<Insert>,
     checks: Vec<oneshot::Sender<Result<(), StoreError>>>,
-    pages: Vec<(i64, PageLimit, PageReply)>,
+    pages: Vec<Read>,
+}
+
+/// A read queued in a round, answered after its inserts.
+enum Read {
+    Page(PageRange, PageLimit, PageReply),
+    Window(i64, usize, WindowReply),
 }
 
 /// The store thread's state: the one connection and the file it must keep pointing at.
@@ -139,10 +155,15 @@ impl Writer {
                 Command::Insert(insert) => round.inserts.push(insert),
                 Command::Check(reply) => round.checks.push(reply),
                 Command::Page {
-                    after,
+                    range,
                     limit,
                     reply,
-                } => round.pages.push((after, limit, reply)),
+                } => round.pages.push(Read::Page(range, limit, reply)),
+                Command::Window {
+                    after,
+                    newest,
+                    reply,
+                } => round.pages.push(Read::Window(after, newest, reply)),
             }
             taken += 1;
             next = if taken < self.config.max_batch {
@@ -183,14 +204,26 @@ impl Writer {
             .map_err(StoreError::from)
     }
 
-    fn answer_pages(&self, pages: Vec<(i64, PageLimit, PageReply)>) {
-        for (after, limit, reply) in pages {
-            let rows = read_page(&self.connection, after, limit).map_err(StoreError::from);
-            if let Err(error) = &rows {
-                log::warn!("reading messages after {after} failed: {error}");
+    fn answer_pages(&self, reads: Vec<Read>) {
+        // A reader may have gone (its client disconnected): nothing to do then.
+        for read in reads {
+            match read {
+                Read::Page(range, limit, reply) => {
+                    let rows = read_page(&self.connection, range, limit).map_err(StoreError::from);
+                    if let Err(error) = &rows {
+                        log::warn!("reading messages {range:?} failed: {error}");
+                    }
+                    let _ = reply.send(rows);
+                }
+                Read::Window(after, newest, reply) => {
+                    let found = window(&self.connection, after, newest, WINDOW_COUNT_CAP)
+                        .map_err(StoreError::from);
+                    if let Err(error) = &found {
+                        log::warn!("reading the history window after {after} failed: {error}");
+                    }
+                    let _ = reply.send(found);
+                }
             }
-            // The reader may have gone (its client disconnected): nothing to do then.
-            let _ = reply.send(rows);
         }
     }
 
