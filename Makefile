@@ -74,7 +74,8 @@ $(BUNDLE): $(LOCKFILE)
 
 # Debian packages the end-to-end tests use: Node.js for socket.io-client, Python for
 # python-socketio, Chromium for the page.
-test-deps: $(BUNDLE) tests/js/node_modules/.installed tests/py/.venv/.installed
+# bench/node is the tutorial's own server: a test upgrades a database it wrote.
+test-deps: $(BUNDLE) tests/js/node_modules/.installed tests/py/.venv/.installed bench/node/node_modules/.installed
 	@command -v chromium >/dev/null || { \
 	  echo "installing chromium (Debian package)"; \
 	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }

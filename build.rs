@@ -52,6 +52,15 @@ fn main() {
         page("/app.js", "app.js", "text/javascript; charset=utf-8", None),
         page("/style.css", "style.css", "text/css; charset=utf-8", None),
         page("/favicon.svg", "favicon.svg", "image/svg+xml", None),
+        page("/icon.svg", "icon.svg", "image/svg+xml", None),
+        page(
+            "/manifest.webmanifest",
+            "manifest.webmanifest",
+            "application/manifest+json",
+            None,
+        ),
+        // The service worker must be served from the root to control the whole page.
+        page("/sw.js", "sw.js", "text/javascript; charset=utf-8", None),
     ];
     let mut bundle_version = String::new();
     for name in ["socket.io.js", "socket.io.min.js"] {

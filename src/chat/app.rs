@@ -48,8 +48,9 @@ const NAME_EVENT: &str = "name";
 const TYPING_EVENT: &str = "typing";
 const PRESENCE_EVENT: &str = "presence";
 const MISSED_EVENT: &str = "missed";
-/// One typing notice per socket in this long, at most (the page sends one every 3 s).
-const TYPING_INTERVAL: Duration = Duration::from_secs(2);
+/// One typing notice per socket in this long, at most (the page sends one every 3 s while
+/// typing, and one at the first keystroke after sending).
+const TYPING_INTERVAL: Duration = Duration::from_secs(1);
 /// Typing notices passed on per second over all sockets.
 const TYPING_RATE: u32 = 20;
 /// Joins and leaves are gathered this long into one presence update.

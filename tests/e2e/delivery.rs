@@ -180,7 +180,7 @@ fn sigkill_mid_burst_loses_no_acked_message() {
 }
 
 /// Parses `[[id,"text"],...]` as printed by collect.mjs (texts are plain ASCII here).
-fn parse_pairs(line: &str) -> Vec<(i64, String)> {
+pub(crate) fn parse_pairs(line: &str) -> Vec<(i64, String)> {
     let inner = line.trim().trim_start_matches('[').trim_end_matches(']');
     inner
         .split("],[")

@@ -33,6 +33,7 @@ mod cross;
 mod delivery;
 mod hostile_input;
 mod limits;
+mod page;
 mod protocol;
 mod recovery;
 mod service;
