@@ -31,6 +31,7 @@ mod access;
 mod clients;
 mod cross;
 mod delivery;
+mod extended;
 mod hostile_input;
 mod limits;
 mod page;

@@ -295,6 +295,16 @@ async function people() {
   });
   await waitIn(bo, 'title back when seen', () => document.title === 'emberchat');
 
+  setStep('presence right after a reconnect');
+  await bo.page.click('#toggle-btn');
+  await bo.page.waitForSelector('#status[data-state="disconnected"]');
+  await waitIn(ana, 'Bo gone while disconnected', () => document.getElementById('people-btn').textContent === '1 online');
+  await bo.page.click('#toggle-btn');
+  await waitConnected(bo.page, 'bo');
+  await waitIn(bo, 'the list right after reconnecting', () => document.getElementById('people-btn').textContent === '2 online'
+    && ['Ana', 'Bo'].every((n) => Array.from(document.querySelectorAll('#people-list li')).some((li) => li.textContent === n)));
+  await waitIn(ana, 'Bo back', () => document.getElementById('people-btn').textContent === '2 online');
+
   setStep('notifications only after a click');
   check(await ana.page.evaluate(() => window.__permissionRequests) === 0, 'no permission prompt on load', 'asked without a click');
   await ana.page.click('#menu-btn');
@@ -369,6 +379,11 @@ async function shell() {
   const inputBox = await bo.page.locator('#input').boundingBox();
   check(inputBox && inputBox.y + inputBox.height <= 640 && inputBox.width > 100, 'input visible at 320 px', JSON.stringify(inputBox));
   await bo.page.screenshot({ path: join(shots, 'phone.png') });
+  // A phone keyboard takes the lower half (the viewport shrinks: interactive-widget).
+  await bo.page.setViewportSize({ width: 320, height: 300 });
+  const withKeyboard = await bo.page.locator('#input').boundingBox();
+  check(withKeyboard && withKeyboard.y + withKeyboard.height <= 300, 'input above the keyboard', JSON.stringify(withKeyboard));
+  await bo.page.setViewportSize({ width: 320, height: 640 });
   await ana.page.screenshot({ path: join(shots, 'desktop.png') });
 
   setStep('dark theme');
