@@ -202,7 +202,8 @@ autobahn-sections: tests/autobahn/.venv/.installed
 # Benchmarks (bench/run.sh): emberchat against the Socket.IO tutorial's Node server and a
 # socketioxide server, both under bench/ and built only here.
 BENCH_SIOX := bench/socketioxide
-bench: build bench/node/node_modules/.installed
+# The page scenario needs Chromium and playwright-core: test-deps installs them.
+bench: build test-deps
 	$(STATIC_ENV) $(CARGO) build --release --locked --target $(HOST) --example loadgen
 	cd $(BENCH_SIOX) && $(CARGO) build --release --locked
 	BIN=$(BIN) LOADGEN=target/$(HOST)/release/examples/loadgen bash bench/run.sh

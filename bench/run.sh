@@ -4,8 +4,11 @@
 #
 # Each server gets a free loopback port and a fresh database. One instance runs idle, conns,
 # fanout and ingest in that order; replay runs on fresh instances over preloaded databases of
-# 100k and 1M rows; burst (20,000 x 1 KB to fast, slow and stalled readers) on a fresh one. The load generator (examples/loadgen) checks every delivery and reads the
-# server's /proc. Output: JSON lines (results.jsonl) and a Markdown table with ratios.
+# 100k and 1M rows; burst (20,000 x 1 KB to fast, slow and stalled readers) on a fresh one.
+# The load generator (examples/loadgen) checks every delivery and reads the server's /proc.
+# Last, the page scenario opens each server's chat page in Chromium on the same 100k and 1M
+# databases (bench/page.mjs). Output: JSON lines (results.jsonl) and a Markdown table with
+# ratios.
 #
 #   SERVERS="emberchat node socketioxide" bash bench/run.sh   # all three (default)
 #   OUT=bench/results bash bench/run.sh                       # where the results go
@@ -156,6 +159,29 @@ for name in $SERVERS; do
   stop
   rm -f "$db.burst" "$db.burst-wal" "$db.burst-shm" "$db.burst-journal"
 done
+
+# The page scenario: each server's own chat page in headless Chromium (the tutorial's page
+# for node; socketioxide has none) on the replay databases: time until the newest message
+# is on screen, list items and JS heap once the page is quiet (bench/page.mjs), within
+# PAGE_CAP seconds.
+PAGE_CAP=${PAGE_CAP:-120}
+for name in $SERVERS; do
+  if [ "$name" = socketioxide ]; then continue; fi
+  for rows in $REPLAY_ROWS; do
+    db=$WORK/$name.page.db
+    cp "$(template "$rows")" "$db"
+    start "$name" "$db"
+    newest=$(printf 'backlog message number %09d' "$rows")
+    if ! line=$(node bench/page.mjs "http://$ADDR/" "$rows" "$newest" "$PAGE_CAP"); then
+      echo "$name: page on $rows rows failed" >&2
+      exit 1
+    fi
+    echo "{\"server\":\"$name\",${line#\{}" | tee -a "$RESULTS"
+    stop
+    rm -f "$db" "$db-wal" "$db-shm" "$db-journal"
+  done
+done
+
 echo "{\"elapsed_seconds\":$(($(date +%s) - started))}" >"$OUT/run.json"
 
 python3 bench/table.py "$RESULTS" | tee "$OUT/table.md"

@@ -16,8 +16,8 @@ def load(path):
     for line in open(path):
         record = json.loads(line)
         key = record["scenario"]
-        if key == "replay":
-            key = f"replay-{record['rows']}"
+        if key in ("replay", "page"):
+            key = f"{key}-{record['rows']}"
         results.setdefault(record["server"], {})[key] = record
     return results
 
@@ -75,6 +75,18 @@ ROWS = [
      lambda v, r: v is True, "yes"),
     ("burst: peak RSS growth (one reader never reads)", "burst", "peak_growth_kib", 1 / 1024,
      "{:.2f} MB", False, None, ""),
+    ("page, 100k rows: newest message on screen (n/a: not within the cap)", "page-100000",
+     "newest_ms", 1 / 1000, "{:.2f} s", False, None, ""),
+    ("page, 1M rows: newest message on screen (n/a: not within the cap)", "page-1000000",
+     "newest_ms", 1 / 1000, "{:.2f} s", False, lambda v, r: v is not None and v <= 1.0, "<= 1 s"),
+    ("page, 100k rows: list items in the tab", "page-100000", "dom_items", 1, "{:,.0f}", False,
+     lambda v, r: v is not None and v <= 1000, "<= 1,000"),
+    ("page, 1M rows: list items in the tab", "page-1000000", "dom_items", 1, "{:,.0f}", False,
+     lambda v, r: v is not None and v <= 1000, "<= 1,000"),
+    ("page, 100k rows: JS heap", "page-100000", "heap_mb", 1, "{:.1f} MB", False,
+     lambda v, r: v is not None and v <= 20, "<= 20 MB"),
+    ("page, 1M rows: JS heap", "page-1000000", "heap_mb", 1, "{:.1f} MB", False,
+     lambda v, r: v is not None and v <= 20, "<= 20 MB, flat"),
 ]
 
 

@@ -6,6 +6,7 @@
 
 const express = require('express');
 const { createServer } = require('node:http');
+const { join } = require('node:path');
 const { Server } = require('socket.io');
 const sqlite3 = require('sqlite3');
 const { open } = require('sqlite');
@@ -28,9 +29,11 @@ async function main() {
   const server = createServer(app);
   const io = new Server(server, { connectionStateRecovery: {} });
 
-  app.get('/', (_req, res) => {
-    res.type('text/plain').send('emberchat bench peer: node socket.io tutorial server\n');
-  });
+  // The tutorial's page (rewritten here: bench/node/index.html), the anchor of the page
+  // scenario.
+  for (const [route, file] of [['/', 'index.html'], ['/page.js', 'page.js'], ['/style.css', 'style.css']]) {
+    app.get(route, (_req, res) => res.sendFile(join(__dirname, file)));
+  }
 
   io.on('connection', async (socket) => {
     socket.on('chat message', async (msg, clientOffset, callback) => {
