@@ -26,9 +26,11 @@ UNITDIR ?= /etc/systemd/system
 AARCH64 := aarch64-unknown-linux-gnu
 AARCH64_BIN := target/$(AARCH64)/release/emberchat
 # A guard against growth nobody chose, not a target: raised from 2,500,000 when the memory
-# budgets, catch-up, the Host allow-list and the intake gate took the binary to 2,513,888
-# (sizes move in 16 KiB steps, the segment alignment).
-MAX_ARM_BINARY := 2600000
+# budgets, catch-up, the Host allow-list and the intake gate took the binary to 2,513,888,
+# and from 2,600,000 when the page became a daily chat (issue 12: about 28 KB more page
+# files, compacted, and 37 KB of code for names, history pages, presence and typing) took it
+# to 2,579,424 (sizes move in 16 KiB steps, the segment alignment).
+MAX_ARM_BINARY := 2700000
 # Linked statically (glibc's crt-static): the binary runs on any Pi OS whatever its glibc, and
 # under qemu-user here, where dynamically linked aarch64 programs hang in pthread_create.
 # Segments aligned to 16 KiB rather than 64 KiB: loads on 4 KiB and 16 KiB page kernels (the
@@ -41,7 +43,7 @@ CROSS_ENV := RUSTC=/usr/bin/rustc \
 	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
 	CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar
 
-.PHONY: all build run bundle test test-deps lint fmt conformance bench fuzz clean install \
+.PHONY: all build run bundle test test-deps lint fmt conformance bench fuzz clean install screenshots \
 	cross-aarch64 cross-deps-aarch64 cross-armv7 test-cross autobahn test-autobahn autobahn-sections
 
 all: build
@@ -158,6 +160,11 @@ test: test-deps lint
 
 fmt:
 	$(CARGO) fmt --all
+
+# The README's screenshots of the page (phone, desktop, dark, offline), taken by the page test.
+screenshots: test-deps
+	EMBERCHAT_SCREENSHOTS=tests/screenshots $(CARGO) test --locked --test e2e -- --include-ignored \
+	  --exact page::offline_shell_phone_width_and_dark_theme
 
 # The official Engine.IO / Socket.IO protocol suites run against this server (see README).
 conformance:

@@ -98,6 +98,15 @@ fn main() {
         let body = fs::read(&source.file)
             .unwrap_or_else(|error| panic!("cannot read {}: {error}", source.file.display()));
         println!("cargo:rerun-if-changed={}", source.file.display());
+        // The page's own files are served compacted, from a copy here; others as they are.
+        let body_path = if source.cache_control == "no-cache" {
+            let path = out.join(format!("asset{i}"));
+            fs::write(&path, compact(&source.file, body.clone())).unwrap();
+            path
+        } else {
+            absolute(&source.file)
+        };
+        let body = fs::read(&body_path).unwrap();
         let gz_path = out.join(format!("asset{i}.gz"));
         let gz = gzip(&body);
         fs::write(&gz_path, &gz).unwrap();
@@ -118,7 +127,7 @@ fn main() {
             source.content_type,
             source.cache_control,
             format!("\"{:016x}\"", fnv1a(&body)),
-            absolute(&source.file).display().to_string(),
+            body_path.display().to_string(),
         )
         .unwrap();
     }
@@ -129,6 +138,42 @@ fn main() {
     )
     .unwrap();
     fs::write(out.join("assets.rs"), code).unwrap();
+}
+
+/// The page's own scripts and stylesheet without their comments and indentation (the
+/// sources keep them; the binary and the network need not carry them). Line breaks stay, so
+/// JavaScript's automatic semicolons are unaffected. Conservative by design, and safe for
+/// these files only: no template literal or string spans lines, and no CSS string holds
+/// `/*`. Other files are left alone.
+fn compact(file: &Path, body: Vec<u8>) -> Vec<u8> {
+    let kind = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if kind != "js" && kind != "css" {
+        return body;
+    }
+    let text = String::from_utf8(body).expect("page files are UTF-8");
+    let text = if kind == "css" {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("/*") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find("*/").expect("unterminated CSS comment") + start + 2;
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
+    } else {
+        text
+    };
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || (kind == "js" && line.starts_with("//")) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.into_bytes()
 }
 
 fn absolute(path: &Path) -> PathBuf {

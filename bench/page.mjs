@@ -5,8 +5,9 @@
 //   node bench/page.mjs URL ROWS NEWEST_TEXT [CAP_SECONDS=60]
 //
 // Prints one JSON line: newest_ms (from navigation until an <li> shows NEWEST_TEXT, null if
-// not within the cap), dom_items (<li> elements once the page is quiet, or at the cap) and
-// heap_mb (the tab's JS heap after a garbage collection). Uses playwright-core from
+// not within the cap), dom_items (<li> elements once the page is quiet, or at the cap; null
+// when the tab is too busy to say), dom_nodes (all DOM nodes) and heap_mb (the tab's JS heap
+// after a garbage collection). Uses playwright-core from
 // tests/js (make test-deps) and Debian's chromium.
 
 import { createRequire } from 'node:module';
@@ -80,13 +81,20 @@ try {
   const domItems = await within(page.evaluate(() => document.querySelectorAll('li').length), 20_000, null);
   await within(cdp.send('HeapProfiler.collectGarbage'), 20_000, null);
   const metrics = await within(cdp.send('Performance.getMetrics'), 20_000, null);
-  const heap = metrics && metrics.metrics.find((m) => m.name === 'JSHeapUsedSize');
+  const metric = (name) => {
+    const found = metrics && metrics.metrics.find((m) => m.name === name);
+    return found ? found.value : null;
+  };
+  const heap = metric('JSHeapUsedSize');
   console.log(JSON.stringify({
     scenario: 'page',
     rows,
     newest_ms: newestMs,
     dom_items: domItems,
-    heap_mb: heap ? Math.round((heap.value / 1048576) * 100) / 100 : null,
+    // Every DOM node (elements and text), from the browser's metrics: answered even by a
+    // tab too busy to run a script.
+    dom_nodes: metric('Nodes'),
+    heap_mb: heap === null ? null : Math.round((heap / 1048576) * 100) / 100,
     cap_seconds: capMs / 1000,
   }));
 } finally {

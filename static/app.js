@@ -269,7 +269,8 @@
 
   function refreshButtons() {
     olderButton.hidden = !hasOlder;
-    newestButton.hidden = live && lastId <= newestId;
+    if (!live || lastId > newestId) newestButton.hidden = false;
+    else if (nearBottom()) newestButton.hidden = true;
   }
 
   // Own messages not yet stored stay at the bottom; everything else goes above them, so
@@ -293,6 +294,8 @@
     newestId = Math.max(newestId, m.id);
     if (itemCount() > MAX_ITEMS && stick) trimTop();
     if (stick) scrollToBottomSoon();
+    // Reading further up: say that something new came, below.
+    else newestButton.hidden = false;
     return item;
   }
 

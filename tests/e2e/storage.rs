@@ -85,11 +85,20 @@ fn refuses_to_start_on_a_bad_database() {
         .unwrap()
         .execute_batch("CREATE TABLE messages (id INTEGER PRIMARY KEY, body BLOB)")
         .unwrap();
+    let newer = dir.join("newer.db");
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+             client_offset TEXT UNIQUE, content TEXT); PRAGMA user_version = 9;",
+        )
+        .unwrap();
     let directory = dir.join("a-directory");
     std::fs::create_dir_all(&directory).unwrap();
     for (db, reason) in [
         (&garbage, "file is not a database"),
         (&foreign, "expected id, client_offset, content"),
+        (&newer, "schema version 9 is not one this emberchat knows"),
         (&directory, "unable to open database file"),
     ] {
         let output = Command::new(BIN)
