@@ -186,11 +186,7 @@ impl NamespaceHandler for Chat {
             peer.token_accepted();
         }
         let opted = opt_in::read(auth).map_err(|bad| Refusal::new(bad.message()))?;
-        Ok(ChatSocket::new(
-            peer,
-            opted.extended,
-            opted.name.map(Rc::from),
-        ))
+        Ok(ChatSocket::new(peer, opted))
     }
 
     /// Offsets are row ids this gateway broadcast: one it never gave out cannot say what the
@@ -211,17 +207,7 @@ impl NamespaceHandler for Chat {
         };
         let last = self.messages.last_broadcast();
         let after = after.min(last);
-        self.presence_changed(
-            self.presence
-                .join(socket.data().name().as_ref(), socket.data().extended),
-        );
-        if socket.data().extended {
-            socket.emit(
-                PRESENCE_EVENT,
-                &format!(",{}]", self.presence.snapshot()),
-                &[],
-            );
-        }
+        self.presence_joined(socket);
         log::debug!(
             "socket {} connected{}, replaying after {after}",
             socket.id(),
@@ -237,8 +223,9 @@ impl NamespaceHandler for Chat {
         }
         socket.hold_broadcasts();
         // A recovered session gets all it missed (a short drop, by design).
-        match opt_in::read(auth).ok().and_then(|opted| opted.newest) {
+        match socket.data().newest {
             Some(newest) if !socket.recovered() => {
+                let newest = usize::from(newest);
                 tokio::task::spawn_local(self.clone().replay_newest(socket.clone(), after, newest));
             }
             _ => self.replay(socket, after),
@@ -341,6 +328,16 @@ impl Chat {
             let data = other.data();
             data.extended && data.name().as_deref() != Some(&*name)
         });
+    }
+
+    /// Counts the socket in, and tells a page who is online.
+    fn presence_joined(self: &Rc<Self>, socket: &Rc<Socket<ChatSocket>>) {
+        let data = socket.data();
+        self.presence_changed(self.presence.join(data.name().as_ref(), data.extended));
+        if data.extended {
+            let snapshot = format!(",{}]", self.presence.snapshot());
+            socket.emit(PRESENCE_EVENT, &snapshot, &[]);
+        }
     }
 
     /// Sends the presence update soon, when `first` says this is the first change since the

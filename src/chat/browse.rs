@@ -15,7 +15,7 @@ use crate::store::{PageLimit, PageRange};
 
 /// The event the page sends.
 pub const HISTORY_EVENT: &str = "history";
-/// Most messages in one page, whatever the client asks.
+/// Most messages in one page, whatever the client asks (and in a capped replay; under 256).
 pub const MAX_PAGE_ROWS: usize = 100;
 /// Messages in a page when the client does not say.
 const DEFAULT_PAGE_ROWS: usize = 50;

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use tokio::time::Instant;
 
+use super::opt_in::OptIn;
 use super::peers::Peer;
 
 /// The chat's per-socket state.
@@ -16,6 +17,8 @@ pub struct ChatSocket {
     /// The client opted into the page's additions (`auth.emberchat`): messages with their
     /// name and time, history pages, presence and typing. Others get the tutorial's protocol.
     pub extended: bool,
+    /// `auth.newest`: at most this many missed messages are replayed on connecting.
+    pub newest: Option<u8>,
     /// The display name the client gave, if any.
     pub name: RefCell<Option<Rc<str>>>,
     /// When the server last passed on this socket's typing notice (its rate limit).
@@ -25,11 +28,12 @@ pub struct ChatSocket {
 }
 
 impl ChatSocket {
-    pub fn new(peer: Rc<Peer>, extended: bool, name: Option<Rc<str>>) -> ChatSocket {
+    pub fn new(peer: Rc<Peer>, opted: OptIn) -> ChatSocket {
         ChatSocket {
             peer,
-            extended,
-            name: RefCell::new(name),
+            extended: opted.extended,
+            newest: opted.newest,
+            name: RefCell::new(opted.name.map(Rc::from)),
             last_typing: Cell::new(None),
             reading_history: Cell::new(false),
         }

@@ -18,8 +18,9 @@ pub struct OptIn {
     /// `auth.name`, checked.
     pub name: Option<String>,
     /// `auth.newest`: when the client missed more than this many messages, replay only the
-    /// newest this many and tell it how many it skipped (`('missed', …)`).
-    pub newest: Option<usize>,
+    /// newest this many and tell it how many it skipped (`('missed', …)`). At most
+    /// [`MAX_PAGE_ROWS`].
+    pub newest: Option<u8>,
 }
 
 /// Reads the opt-ins from a CONNECT's `auth`; a bad name refuses the connection.
@@ -39,7 +40,7 @@ pub fn read(auth: &str) -> Result<OptIn, BadName> {
         .filter(|raw| json::kind(raw) == Kind::Number)
         .and_then(|raw| raw.parse::<u64>().ok())
         .filter(|&n| n > 0)
-        .map(|n| n.min(MAX_PAGE_ROWS as u64) as usize);
+        .map(|n| n.min(MAX_PAGE_ROWS as u64) as u8);
     Ok(OptIn {
         extended,
         name,
@@ -69,7 +70,7 @@ mod tests {
             })
         );
         let capped = read(r#"{"emberchat":1,"newest":100000}"#).unwrap();
-        assert_eq!(capped.newest, Some(MAX_PAGE_ROWS));
+        assert_eq!(capped.newest, Some(MAX_PAGE_ROWS as u8));
         for newest in ["0", "-3", "1.5", "\"7\"", "null"] {
             let auth = format!(r#"{{"emberchat":1,"newest":{newest}}}"#);
             assert_eq!(read(&auth).unwrap().newest, None, "{auth}");
