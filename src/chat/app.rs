@@ -186,7 +186,12 @@ impl NamespaceHandler for Chat {
             peer.token_accepted();
         }
         let opted = opt_in::read(auth).map_err(|bad| Refusal::new(bad.message()))?;
-        Ok(ChatSocket::new(peer, opted))
+        Ok(ChatSocket::new(
+            peer,
+            opted.extended,
+            opted.newest,
+            opted.name.map(Rc::from),
+        ))
     }
 
     /// Offsets are row ids this gateway broadcast: one it never gave out cannot say what the

@@ -6,7 +6,6 @@ use std::rc::Rc;
 
 use tokio::time::Instant;
 
-use super::opt_in::OptIn;
 use super::peers::Peer;
 
 /// The chat's per-socket state.
@@ -28,12 +27,17 @@ pub struct ChatSocket {
 }
 
 impl ChatSocket {
-    pub fn new(peer: Rc<Peer>, opted: OptIn) -> ChatSocket {
+    pub fn new(
+        peer: Rc<Peer>,
+        extended: bool,
+        newest: Option<u8>,
+        name: Option<Rc<str>>,
+    ) -> ChatSocket {
         ChatSocket {
             peer,
-            extended: opted.extended,
-            newest: opted.newest,
-            name: RefCell::new(opted.name.map(Rc::from)),
+            extended,
+            newest,
+            name: RefCell::new(name),
             last_typing: Cell::new(None),
             reading_history: Cell::new(false),
         }
