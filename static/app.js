@@ -144,16 +144,22 @@
   });
 
   // ------------------------------------------------------------------ the list
-  // Ids bound what is on screen: [oldestId, newestId]. `live` says the bottom of the list is
-  // the newest message, so live broadcasts are appended; otherwise they are left for
-  // scrolling down to fetch. `lastId` is the newest id the server has told us of.
+  // Stored messages are listed in id order, [oldestId, newestId]; `live` says the bottom of
+  // the list is the newest message, so broadcasts are appended; otherwise they are left for
+  // scrolling down to fetch. `lastId` is the newest id the server has told us of. Below
+  // them, the outbox: your own messages not yet in their place (sending, failed, or stored
+  // but with messages before them still to come). `pinned`: the reader is at the bottom.
   let oldestId = 0;
   let newestId = 0;
   let lastId = 0;
   let live = true;
   let hasOlder = false;
   let busy = false;
+  let pinned = true;
   const itemCount = () => list.childElementCount;
+  const isOutbox = (node) => node.classList.contains('outbox');
+  const byId = (id) => list.querySelector(`li.msg[data-id="${id}"]:not(.outbox)`);
+  const outboxById = (id) => list.querySelector(`li.outbox[data-id="${id}"]`);
 
   function dayOf(time) {
     const d = new Date(time);
@@ -270,40 +276,98 @@
   function refreshButtons() {
     olderButton.hidden = !hasOlder;
     if (!live || lastId > newestId) newestButton.hidden = false;
-    else if (nearBottom()) newestButton.hidden = true;
+    else if (pinned) newestButton.hidden = true;
   }
 
-  // Own messages not yet stored stay at the bottom; everything else goes above them, so
-  // the list stays in id order.
+  // Puts an item at the live end: below the stored messages, above the outbox.
   function insertLive(item) {
-    let first = list.querySelector('li.pending, li.failed');
-    if (first === item) first = first.nextElementSibling;
-    while (first && !first.classList.contains('pending') && !first.classList.contains('failed')) {
-      first = first.nextElementSibling;
+    let outbox = null;
+    for (let node = list.lastElementChild; node && (node === item || isOutbox(node)); node = node.previousElementSibling) {
+      if (node !== item) outbox = node;
     }
-    list.insertBefore(item, first);
+    list.insertBefore(item, outbox);
   }
 
-  // Appends a message at the live end (broadcast or replay).
-  function appendMessage(m) {
-    const stick = nearBottom() || itemCount() === 0;
-    const item = messageItem(m);
+  // Puts a stored message (one of yours whose place came up) among the others by its id.
+  function placeById(item, id) {
+    let after = list.lastElementChild;
+    while (after && (isOutbox(after) || after === item || !(isMessage(after) && after.dataset.id) || Number(after.dataset.id) > id)) {
+      after = after.previousElementSibling;
+    }
+    list.insertBefore(item, after ? after.nextElementSibling : list.firstElementChild);
+    appendDay(item);
+  }
+
+  // Lists a stored message that comes next at the live end (a broadcast, or a page read
+  // forward): once, and in place of your own copy when it is one of yours.
+  function placeStored(m) {
+    const placed = byId(m.id);
+    if (placed) return placed;
+    let item = outboxById(m.id);
+    if (item) {
+      item.classList.remove('outbox');
+      stamp(item, m.id, m.time);
+    } else {
+      item = messageItem(m);
+    }
     insertLive(item);
     appendDay(item);
     if (!oldestId) oldestId = m.id;
     newestId = Math.max(newestId, m.id);
-    if (itemCount() > MAX_ITEMS && stick) trimTop();
-    if (stick) scrollToBottomSoon();
-    // Reading further up: say that something new came, below.
+    settleOutbox();
+    return item;
+  }
+
+  // Your stored messages whose place has passed (their id came while the list was elsewhere)
+  // go to it, or away when it is above the list (they are in the history).
+  function settleOutbox() {
+    for (const item of Array.from(list.querySelectorAll('li.outbox[data-id]'))) {
+      const id = Number(item.dataset.id);
+      if (id > newestId) continue;
+      item.classList.remove('outbox');
+      if (id < oldestId) item.remove();
+      else placeById(item, id);
+    }
+  }
+
+  // Keeps the list within its bound after something was added at the live end: the end
+  // farther from what the reader sees goes (the bottom: the list then stops being live).
+  function bound() {
+    if (itemCount() <= MAX_ITEMS) return;
+    const middle = scroller.scrollTop + scroller.clientHeight / 2;
+    if (pinned || middle > scroller.scrollHeight / 2) trimTop();
+    else trimBottom();
+  }
+
+  // A broadcast, live.
+  function appendMessage(m) {
+    const item = placeStored(m);
+    bound();
+    if (pinned) scrollToBottomSoon();
     else newestButton.hidden = false;
     return item;
   }
 
+  // Runs `change` (which adds or removes items above what the reader sees) and scrolls by
+  // as much, so that the same messages stay in view. Done here rather than by the browser's
+  // scroll anchoring (off in the stylesheet), which not every browser has.
+  function keepingView(change) {
+    const height = scroller.scrollHeight;
+    const top = scroller.scrollTop;
+    change();
+    scroller.scrollTop = top + (scroller.scrollHeight - height);
+  }
+
   // Drops the oldest items down to the bound.
   function trimTop() {
-    while (itemCount() > MAX_ITEMS - PAGE && list.firstElementChild) {
-      list.firstElementChild.remove();
-    }
+    const trim = function () {
+      while (itemCount() > MAX_ITEMS - PAGE && list.firstElementChild && !isOutbox(list.firstElementChild)) {
+        list.firstElementChild.remove();
+      }
+    };
+    // At the bottom the view follows the newest anyway.
+    if (pinned) trim();
+    else keepingView(trim);
     const first = firstMessage();
     oldestId = first ? Number(first.dataset.id) : 0;
     hasOlder = true;
@@ -311,10 +375,16 @@
     refreshButtons();
   }
 
+  // Drops the newest stored items (never the outbox) down to the bound; reading forward
+  // fetches them again. A gap marker goes too: reading forward fills what it stood for.
   function trimBottom() {
-    while (itemCount() > MAX_ITEMS - PAGE && list.lastElementChild) {
-      list.lastElementChild.remove();
+    let node = list.lastElementChild;
+    while (itemCount() > MAX_ITEMS - PAGE && node) {
+      const above = node.previousElementSibling;
+      if (!isOutbox(node)) node.remove();
+      node = above;
     }
+    for (const gap of Array.from(list.querySelectorAll('li.gap'))) gap.remove();
     const last = lastMessage();
     newestId = last ? Number(last.dataset.id) : 0;
     live = false;
@@ -323,13 +393,13 @@
 
   function firstMessage() {
     let node = list.firstElementChild;
-    while (node && !(isMessage(node) && node.dataset.id)) node = node.nextElementSibling;
+    while (node && !(isMessage(node) && node.dataset.id && !isOutbox(node))) node = node.nextElementSibling;
     return node;
   }
 
   function lastMessage() {
     let node = list.lastElementChild;
-    while (node && !(isMessage(node) && node.dataset.id)) node = node.previousElementSibling;
+    while (node && !(isMessage(node) && node.dataset.id && !isOutbox(node))) node = node.previousElementSibling;
     return node;
   }
 
@@ -347,17 +417,19 @@
   async function loadOlder() {
     if (busy || !hasOlder || !socket.connected) return;
     busy = true;
+    const before = oldestId;
     try {
-      const reply = await history({ before: oldestId || undefined, limit: PAGE });
-      const height = scroller.scrollHeight;
-      const fragment = document.createDocumentFragment();
-      for (const m of reply.messages) fragment.appendChild(messageItem(m));
-      list.insertBefore(fragment, list.firstChild);
+      const reply = await history({ before: before || undefined, limit: PAGE });
+      // The top moved meanwhile (trimmed by live messages): this page no longer joins it.
+      if (oldestId !== before) return;
+      keepingView(function () {
+        const fragment = document.createDocumentFragment();
+        for (const m of reply.messages) fragment.appendChild(messageItem(m));
+        list.insertBefore(fragment, list.firstChild);
+        refreshDays();
+      });
       if (reply.messages.length) oldestId = reply.messages[0].id;
       hasOlder = reply.more;
-      refreshDays();
-      // Keep what the reader looks at where it was.
-      scroller.scrollTop += scroller.scrollHeight - height;
       if (itemCount() > MAX_ITEMS) trimBottom();
     } catch (e) {
       // Offline or busy: the next scroll tries again.
@@ -373,7 +445,7 @@
     busy = true;
     try {
       const reply = await history({ after: newestId, limit: PAGE });
-      for (const m of reply.messages) appendWithoutScroll(m);
+      for (const m of reply.messages) placeStored(m);
       if (!reply.more) live = true;
       if (itemCount() > MAX_ITEMS) trimTop();
     } catch (e) {
@@ -389,13 +461,6 @@
     }
   }
 
-  function appendWithoutScroll(m) {
-    const item = messageItem(m);
-    insertLive(item);
-    appendDay(item);
-    newestId = Math.max(newestId, m.id);
-  }
-
   // Jumps to the newest messages (after reading far back, or to send).
   async function jumpToNewest() {
     if (live) {
@@ -407,11 +472,11 @@
     try {
       const reply = await history({ limit: PAGE });
       for (const node of Array.from(list.children)) {
-        if (!node.classList.contains('pending') && !node.classList.contains('failed')) node.remove();
+        if (!isOutbox(node)) node.remove();
       }
       oldestId = reply.messages.length ? reply.messages[0].id : 0;
       newestId = 0;
-      for (const m of reply.messages) appendWithoutScroll(m);
+      for (const m of reply.messages) placeStored(m);
       hasOlder = reply.more;
       live = true;
       refreshDays();
@@ -429,9 +494,11 @@
   }
 
   scroller.addEventListener('scroll', function () {
+    // While a scroll to the bottom is on its way, the list grows under a stale position.
+    if (!scrollPending) pinned = nearBottom();
     if (scroller.scrollTop < 200) loadOlder();
-    if (nearBottom() && !live) loadNewer();
-    if (nearBottom() && live) newestButton.hidden = true;
+    if (pinned && !live) loadNewer();
+    if (pinned && live) newestButton.hidden = true;
   }, { passive: true });
   olderButton.addEventListener('click', loadOlder);
   newestButton.addEventListener('click', jumpToNewest);
@@ -458,8 +525,9 @@
     button.textContent = label(gap.count, gap.more);
     let left = gap.count;
     button.addEventListener('click', async function () {
-      if (button.disabled) return;
+      if (button.disabled || busy) return;
       button.disabled = true;
+      busy = true;
       try {
         const reply = await history({ after: Number(item.dataset.after), before: Number(item.dataset.before), limit: PAGE });
         const fragment = document.createDocumentFragment();
@@ -475,6 +543,7 @@
         // try again on the next click
       } finally {
         button.disabled = false;
+        busy = false;
       }
     });
     insertLive(item);
@@ -492,12 +561,10 @@
     if (id > lastId) lastId = id;
     socket.auth.serverOffset = lastId;
     stopTyping(m.name);
+    // Your own copy carries your client offset (nobody else's does).
     const own = typeof meta.offset === 'string' && pending.get(meta.offset);
-    if (own) {
-      confirm(own, id, m.time);
-    } else if (live && id > newestId) {
-      appendMessage(m);
-    }
+    if (own) confirm(own, id, m.time);
+    if (live && id > newestId) appendMessage(m);
     refreshButtons();
     // Announced (politely) only once the replay that follows a connect is over.
     if (!own && Date.now() - connectedAt > 1500) {
@@ -527,8 +594,9 @@
       if (!live) jumpToNewest();
       const entry = { text: text, offset: newOffset(), tries: 0, state: 'waiting', item: null };
       entry.item = messageItem({ text: text, name: myName });
-      entry.item.classList.add('mine', 'pending');
+      entry.item.classList.add('mine', 'outbox', 'pending');
       list.appendChild(entry.item);
+      pinned = true;
       scrollToBottomSoon();
       pending.set(entry.offset, entry);
       send(entry);
@@ -596,21 +664,26 @@
     });
   }
 
+  // Stored (the ack or your own broadcast says so). The message keeps its place at the
+  // bottom until its id comes in order, so messages sent before it are never skipped.
   function confirm(entry, id, time) {
     if (entry.state === 'confirmed') return;
     pending.delete(entry.offset);
     setState(entry, 'confirmed');
-    if (Number.isInteger(id) && id > 0) {
-      // The broadcast may have been shown already (the ack came first from a retry).
-      const twin = list.querySelector(`li.msg[data-id="${id}"]`);
-      if (twin && twin !== entry.item) twin.remove();
-      stamp(entry.item, id, time || Number(entry.item.dataset.time) || undefined);
-      newestId = Math.max(newestId, id);
-      if (!oldestId) oldestId = id;
+    if (!(Number.isInteger(id) && id > 0)) {
+      entry.item.classList.remove('outbox');
+      return;
     }
-    // Now in id order among the stored messages, above the ones still pending.
-    insertLive(entry.item);
-    appendDay(entry.item);
+    const twin = byId(id);
+    if (twin) {
+      // Listed already, from a replay or a page read: that copy stays.
+      entry.item.remove();
+      twin.classList.add('mine');
+      entry.item = twin;
+      return;
+    }
+    stamp(entry.item, id, time);
+    if (live) settleOutbox();
   }
 
   // ------------------------------------------------------------------ names
@@ -720,10 +793,9 @@
     const item = document.createElement('li');
     item.className = 'notice';
     item.textContent = text;
-    const stick = nearBottom();
     insertLive(item);
-    if (itemCount() > MAX_ITEMS && stick) trimTop();
-    if (stick) scrollToBottomSoon();
+    bound();
+    if (pinned) scrollToBottomSoon();
   }
 
   // ------------------------------------------------------------------ typing

@@ -7,7 +7,14 @@ const CACHE = 'emberchat-shell-v1';
 const SHELL = ['/', '/app.js', '/style.css', '/socket.io/socket.io.js', '/manifest.webmanifest', '/icon.svg', '/favicon.svg'];
 
 self.addEventListener('install', (event) => {
-  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+  // One by one: a file this build lacks (a gateway built without the client bundle) must
+  // not keep the rest from being kept.
+  event.waitUntil(
+    caches
+      .open(CACHE)
+      .then((cache) => Promise.all(SHELL.map((path) => cache.add(path).catch(() => undefined))))
+      .then(() => self.skipWaiting()),
+  );
 });
 
 self.addEventListener('activate', (event) => {

@@ -51,8 +51,8 @@ const MISSED_EVENT: &str = "missed";
 /// One typing notice per socket in this long, at most (the page sends one every 3 s while
 /// typing, and one at the first keystroke after sending).
 const TYPING_INTERVAL: Duration = Duration::from_secs(1);
-/// Typing notices passed on per second over all sockets.
-const TYPING_RATE: u32 = 20;
+/// Typing notices passed on per second over all sockets (bursts of twice that).
+const TYPING_RATE: u32 = 10;
 /// Joins and leaves are gathered this long into one presence update.
 const PRESENCE_DELAY: Duration = Duration::from_millis(250);
 
@@ -270,11 +270,25 @@ impl NamespaceHandler for Chat {
 }
 
 impl Chat {
+    /// Charges a request other than a message (a history page, a name change) to the
+    /// client's send budget, which messages share: each costs the store or every page.
+    fn within_budget(&self, socket: &Socket<ChatSocket>, event: &Event<'_>) -> bool {
+        if socket.data().peer.budget.take(Instant::now()) {
+            return true;
+        }
+        self.metrics.count_rate_limited();
+        refuse(socket, event, &"too many requests: slow down");
+        false
+    }
+
     /// `('history', {before, after, limit}, ack)`: a page of stored messages in the ack.
     fn on_history(&self, socket: &Rc<Socket<ChatSocket>>, event: &Event<'_>) {
         let Some(ack) = event.ack else {
             return refuse(socket, event, &"history needs an ack");
         };
+        if !self.within_budget(socket, event) {
+            return;
+        }
         let query = match browse::parse(event) {
             Ok(query) => query,
             Err(reason) => return refuse(socket, event, &reason),
@@ -293,6 +307,9 @@ impl Chat {
 
     /// `('name', name, ack)`: the socket's display name from now on.
     fn on_name(self: &Rc<Self>, socket: &Rc<Socket<ChatSocket>>, event: &Event<'_>) {
+        if !self.within_budget(socket, event) {
+            return;
+        }
         let name = match event.args().next().map(names::parse) {
             Some(Ok(name)) => Rc::<str>::from(name),
             Some(Err(bad)) => return refuse(socket, event, &bad),
@@ -373,37 +390,43 @@ impl Chat {
         after: i64,
         newest: usize,
     ) {
-        let window = match self.messages.request_window(after, newest) {
-            Ok(request) => request.window().await,
-            Err(error) => Err(error),
-        };
-        let start = match window {
-            Ok(window) if window.skipped > 0 => {
-                // Rows the store has but not yet broadcast reach the socket live: never
-                // start past the last broadcast.
-                let start = window.start_after.min(self.messages.last_broadcast());
-                let mut missed = String::with_capacity(96);
-                missed.push_str(",{\"count\":");
-                missed.push_str(itoa::Buffer::new().format(window.skipped));
-                missed.push_str(",\"more\":");
-                missed.push_str(if window.more { "true" } else { "false" });
-                missed.push_str(",\"after\":");
-                missed.push_str(itoa::Buffer::new().format(after));
-                missed.push_str(",\"before\":");
-                missed.push_str(itoa::Buffer::new().format(start + 1));
-                missed.push_str("}]");
-                socket.emit(MISSED_EVENT, &missed, &[]);
-                start
+        // A failed read is tried again (as replay does): replaying everything instead would
+        // stream a whole table into a page that asked for a window.
+        let window = loop {
+            if !socket.is_connected() {
+                return;
             }
-            Ok(_) => after,
-            Err(error) => {
-                log::warn!(
-                    "socket {}: reading the history window failed: {error}",
-                    socket.id()
-                );
-                after
+            let read = match self.messages.request_window(after, newest) {
+                Ok(request) => request.window().await,
+                Err(_) => return,
+            };
+            match read {
+                Ok(window) => break window,
+                Err(error) => {
+                    log::warn!(
+                        "socket {}: reading the history window failed: {error}",
+                        socket.id()
+                    );
+                    tokio::time::sleep(history::REPLAY_RETRY).await;
+                }
             }
         };
+        // The window counts rows broadcast when it was read, so the replay ends exactly
+        // where live broadcasts take over.
+        let start = window.start_after;
+        if window.skipped > 0 {
+            let mut missed = String::with_capacity(96);
+            missed.push_str(",{\"count\":");
+            missed.push_str(itoa::Buffer::new().format(window.skipped));
+            missed.push_str(",\"more\":");
+            missed.push_str(if window.more { "true" } else { "false" });
+            missed.push_str(",\"after\":");
+            missed.push_str(itoa::Buffer::new().format(after));
+            missed.push_str(",\"before\":");
+            missed.push_str(itoa::Buffer::new().format(start + 1));
+            missed.push_str("}]");
+            socket.emit(MISSED_EVENT, &missed, &[]);
+        }
         self.replay(&socket, start);
     }
 

@@ -51,7 +51,8 @@ impl Commits {
     /// form) and answers its sender.
     pub fn committed(&self, committed: Committed, delivery: &Delivery<'_>) {
         let waiting = self.waiting.borrow_mut().pop_front();
-        let reply = waiting.and_then(|w| Some((w.socket.upgrade()?, w.ack?)));
+        let sender = waiting.as_ref().and_then(|w| w.socket.upgrade());
+        let reply = sender.clone().zip(waiting.and_then(|w| w.ack));
         match committed.outcome {
             Outcome::Stored(id) => {
                 delivery.messages.set_last_broadcast(id);
@@ -62,28 +63,14 @@ impl Commits {
                     content: &insert.content,
                     name: insert.name.as_deref(),
                     time: Some(committed.time),
-                    client_offset: insert.client_offset.as_deref(),
+                    client_offset: None,
                 };
-                let encode = |form| {
-                    let capacity = match form {
-                        Form::Tutorial => stored.content.len() + message::OVERHEAD,
-                        Form::Extended => {
-                            stored.content.len() + message::OVERHEAD + stored.extra_len()
-                        }
-                    };
-                    delivery.hub.encode_event(CHAT_EVENT, capacity, |args| {
-                        message::write_args(args, &stored, form, delivery.recovery_offsets)
-                    })
-                };
-                let tutorial = encode(Form::Tutorial);
-                if delivery.any_extended {
-                    let forms = [tutorial, encode(Form::Extended)];
-                    delivery
-                        .hub
-                        .broadcast_ordered(id, &forms, |socket| usize::from(socket.extended));
-                } else {
-                    delivery.hub.broadcast_ordered(id, &[tutorial], |_| 0);
-                }
+                broadcast(
+                    &stored,
+                    sender.as_deref(),
+                    insert.client_offset.as_deref(),
+                    delivery,
+                );
                 if let Some((socket, ack)) = reply {
                     ack_stored(&socket, ack, id);
                 }
@@ -104,6 +91,70 @@ impl Commits {
             }
         }
     }
+}
+
+/// Which of the forms below a socket gets.
+const TUTORIAL: usize = 0;
+const EXTENDED: usize = 1;
+const SENDERS: usize = 2;
+
+/// Broadcasts a stored message, encoded once per form: the tutorial's, the extended one,
+/// and for an extended sender its own copy with its client offset, so that its page can
+/// tell which pending message was stored. Nobody else learns a client offset: knowing
+/// another client's next offset would let one send it first and have that client's
+/// message taken for a duplicate.
+fn broadcast(
+    stored: &Stored<'_>,
+    sender: Option<&Socket<ChatSocket>>,
+    client_offset: Option<&str>,
+    delivery: &Delivery<'_>,
+) {
+    let encode = |message: &Stored<'_>, form| {
+        let capacity = match form {
+            Form::Tutorial => message.content.len() + message::OVERHEAD,
+            Form::Extended => message.content.len() + message::OVERHEAD + message.extra_len(),
+        };
+        delivery.hub.encode_event(CHAT_EVENT, capacity, |args| {
+            message::write_args(args, message, form, delivery.recovery_offsets)
+        })
+    };
+    let tutorial = encode(stored, Form::Tutorial);
+    if !delivery.any_extended {
+        delivery
+            .hub
+            .broadcast_ordered(stored.id, &[tutorial], |_| TUTORIAL);
+        return;
+    }
+    let extended = encode(stored, Form::Extended);
+    let sender = sender.filter(|socket| socket.data().extended && client_offset.is_some());
+    let Some(sender) = sender else {
+        let forms = [tutorial, extended];
+        delivery.hub.broadcast_ordered(stored.id, &forms, |socket| {
+            if socket.data().extended {
+                EXTENDED
+            } else {
+                TUTORIAL
+            }
+        });
+        return;
+    };
+    let own = encode(
+        &Stored {
+            client_offset,
+            ..*stored
+        },
+        Form::Extended,
+    );
+    let forms = [tutorial, extended, own];
+    delivery.hub.broadcast_ordered(stored.id, &forms, |socket| {
+        if std::ptr::eq(socket, sender) {
+            SENDERS
+        } else if socket.data().extended {
+            EXTENDED
+        } else {
+            TUTORIAL
+        }
+    });
 }
 
 /// Acks a stored message: with no arguments, as the tutorial's server does, or with

@@ -15,7 +15,7 @@ use crate::socketio::Socket;
 use crate::store::{PageLimit, PageRange, PageRequest, Row, StoreError};
 
 /// Pause before retrying a replay read that failed.
-const REPLAY_RETRY: Duration = Duration::from_millis(500);
+pub const REPLAY_RETRY: Duration = Duration::from_millis(500);
 
 /// `auth.serverOffset` as a row id: a number or a numeric string; missing, negative or
 /// anything else means 0 (everything).

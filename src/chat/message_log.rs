@@ -56,10 +56,10 @@ impl MessageLog {
         }
     }
 
-    /// Asks where a replay of the newest `newest` messages after `after` starts.
+    /// Asks where a replay of the newest `newest` messages broadcast after `after` starts.
     pub fn request_window(&self, after: i64, newest: usize) -> Result<WindowRequest, StoreError> {
         match self.store.borrow().as_ref() {
-            Some(store) => store.request_window(after, newest),
+            Some(store) => store.request_window(after, self.last_broadcast(), newest),
             None => Err(StoreError::Stopped),
         }
     }

@@ -80,7 +80,7 @@ impl<D> Hub<D> {
 
     /// Queues one of `forms` (each encoded once, see [`Hub::encode_event`]), numbered `seq`,
     /// to every socket that is live and does not have it yet (see [`Socket::go_live`]):
-    /// `form_of` picks each socket's form from its data. Used for messages numbered by their
+    /// `form_of` picks each socket's form. Used for messages numbered by their
     /// stored id. A socket it finds no room for falls behind (see
     /// [`NamespaceHandler::on_behind`]).
     ///
@@ -89,11 +89,11 @@ impl<D> Hub<D> {
         &self,
         seq: i64,
         forms: &[EncodedPacket],
-        form_of: impl Fn(&D) -> usize,
+        form_of: impl Fn(&Socket<D>) -> usize,
     ) {
         let mut behind = Vec::new();
         for socket in self.slots.borrow().iter().flatten() {
-            if !socket.offer(&forms[form_of(socket.data())], seq) {
+            if !socket.offer(&forms[form_of(socket)], seq) {
                 behind.push(socket.clone());
             }
         }

@@ -163,21 +163,24 @@ fn within(
     Ok(page)
 }
 
-/// Where a replay of at most `newest` rows after `after` starts, and how many rows it skips
-/// (counted up to `count_cap`, so that a first visit to a million-row chat costs no more
-/// than a short absence).
+/// Where a replay of at most the `newest` rows in `after < id <= upto` starts, and how many
+/// rows it skips (counted up to `count_cap`, so that a first visit to a million-row chat
+/// costs no more than a short absence). Rows after `upto` (stored, not yet broadcast) do not
+/// count: they reach the client live.
 pub fn window(
     connection: &SqlConnection,
     after: i64,
+    upto: i64,
     newest: usize,
     count_cap: u64,
 ) -> Result<Window, rusqlite::Error> {
     // The oldest of the newest `newest` rows: a walk of `newest` entries down the key.
     let first_kept: Option<i64> = connection
         .prepare_cached(
-            "SELECT min(id) FROM (SELECT id FROM messages WHERE id > ?1 ORDER BY id DESC LIMIT ?2)",
+            "SELECT min(id) FROM (SELECT id FROM messages WHERE id > ?1 AND id <= ?2 \
+             ORDER BY id DESC LIMIT ?3)",
         )?
-        .query_row(params![after, newest as i64], |row| row.get(0))?;
+        .query_row(params![after, upto, newest as i64], |row| row.get(0))?;
     let Some(first_kept) = first_kept else {
         return Ok(Window {
             start_after: after,
@@ -320,7 +323,7 @@ mod tests {
             1
         );
 
-        let window = |after, newest, cap| window(&connection, after, newest, cap).unwrap();
+        let window = |after, newest, cap| window(&connection, after, 10, newest, cap).unwrap();
         assert_eq!(
             window(0, 4, 100),
             Window {
@@ -347,5 +350,14 @@ mod tests {
             }
         );
         assert_eq!(window(10, 4, 100).skipped, 0);
+        // Rows past `upto` are not counted: the newest 4 up to 8 start after 4.
+        assert_eq!(
+            super::window(&connection, 0, 8, 4, 100).unwrap(),
+            Window {
+                start_after: 4,
+                skipped: 4,
+                more: false
+            }
+        );
     }
 }

@@ -124,12 +124,18 @@ impl Store {
         Ok(PageRequest(answer))
     }
 
-    /// Asks where a replay of at most the `newest` rows after `after` starts, and how many
-    /// rows it skips; see [`WindowRequest::window`].
-    pub fn request_window(&self, after: i64, newest: usize) -> Result<WindowRequest, StoreError> {
+    /// Asks where a replay of at most the `newest` rows in `after < id <= upto` starts, and
+    /// how many rows it skips; see [`WindowRequest::window`].
+    pub fn request_window(
+        &self,
+        after: i64,
+        upto: i64,
+        newest: usize,
+    ) -> Result<WindowRequest, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Window {
             after,
+            upto,
             newest,
             reply,
         })?;

@@ -68,9 +68,10 @@ pub enum Command {
         limit: PageLimit,
         reply: PageReply,
     },
-    /// Where a replay of the newest `newest` rows after `after` starts.
+    /// Where a replay of the newest `newest` rows in `after < id <= upto` starts.
     Window {
         after: i64,
+        upto: i64,
         newest: usize,
         reply: WindowReply,
     },
@@ -87,7 +88,12 @@ struct Round {
 /// A read queued in a round, answered after its inserts.
 enum Read {
     Page(PageRange, PageLimit, PageReply),
-    Window(i64, usize, WindowReply),
+    Window {
+        after: i64,
+        upto: i64,
+        newest: usize,
+        reply: WindowReply,
+    },
 }
 
 /// The store thread's state: the one connection and the file it must keep pointing at.
@@ -161,9 +167,15 @@ impl Writer {
                 } => round.pages.push(Read::Page(range, limit, reply)),
                 Command::Window {
                     after,
+                    upto,
                     newest,
                     reply,
-                } => round.pages.push(Read::Window(after, newest, reply)),
+                } => round.pages.push(Read::Window {
+                    after,
+                    upto,
+                    newest,
+                    reply,
+                }),
             }
             taken += 1;
             next = if taken < self.config.max_batch {
@@ -215,8 +227,13 @@ impl Writer {
                     }
                     let _ = reply.send(rows);
                 }
-                Read::Window(after, newest, reply) => {
-                    let found = window(&self.connection, after, newest, WINDOW_COUNT_CAP)
+                Read::Window {
+                    after,
+                    upto,
+                    newest,
+                    reply,
+                } => {
+                    let found = window(&self.connection, after, upto, newest, WINDOW_COUNT_CAP)
                         .map_err(StoreError::from);
                     if let Err(error) = &found {
                         log::warn!("reading the history window after {after} failed: {error}");

@@ -72,6 +72,7 @@ fn tutorial_clients_get_the_tutorial_protocol_beside_the_page() {
         snapshot.starts_with(r#"42["presence",{"count":2,"anonymous":1,"names":["Ana"]"#),
         "{snapshot}"
     );
+    let (mut other, _) = socketio_ws(&gateway, r#"{"emberchat":1,"name":"Bo"}"#);
 
     send(&mut page, r#"421["chat message","hi","c-1"]"#);
     let extended = next_not_presence(&mut page);
@@ -90,6 +91,13 @@ fn tutorial_clients_get_the_tutorial_protocol_beside_the_page() {
         .as_millis() as i64;
     assert!((now - 60_000..=now).contains(&time), "{time}");
     assert_eq!(next_not_presence(&mut page), r#"431[{"id":1}]"#);
+    // Another page gets the name and time, never the sender's client offset.
+    let seen = next_not_presence(&mut other);
+    assert!(seen.starts_with(prefix), "{seen}");
+    assert!(
+        seen.ends_with(r#"},"1"]"#) && !seen.contains("offset"),
+        "{seen}"
+    );
     // A retry of the same client offset: acked with the id it was stored under.
     send(&mut page, r#"422["chat message","hi","c-1"]"#);
     assert_eq!(next_not_presence(&mut page), r#"432[{"id":1}]"#);

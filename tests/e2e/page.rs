@@ -71,7 +71,9 @@ fn history_opens_at_once_on_a_million_rows_and_pages_both_ways() {
 #[test]
 #[ignore = "needs Chromium and tests/js node_modules: run `make test`"]
 fn names_times_presence_typing_attention_and_retries() {
-    let gateway = Gateway::start("page-people", &[]);
+    // The test stops the gateway (SIGSTOP) for about 15 s: pings far apart keep that from
+    // being a heartbeat timeout on a busy machine.
+    let gateway = Gateway::start("page-people", &["--ping-interval", "60000"]);
     let db = gateway.dir.join("chat.db");
     let output = gateway.run_client(
         &node(),

@@ -91,7 +91,21 @@ async function waitIn(p, what, predicate, arg, ms = STEP_MS) {
   try {
     await p.page.waitForFunction(predicate, arg, { timeout: ms, polling: 50 });
   } catch (e) {
-    throw new CheckFailed(`${p.label}: ${what}`, `not within ${ms} ms (${String(e.message).split('\n')[0]})`);
+    const state = await p.page
+      .evaluate(() => {
+        const s = document.getElementById('scroller');
+        const items = Array.from(document.querySelectorAll('#messages li')).slice(-3);
+        return JSON.stringify({
+          items: document.getElementById('messages').childElementCount,
+          last: items.map((li) => `${li.className}#${li.dataset.id || ''} ${li.textContent.slice(-40)}`),
+          newestButton: !document.getElementById('newest-btn').hidden,
+          olderButton: !document.getElementById('older-btn').hidden,
+          scroll: [Math.round(s.scrollTop), s.scrollHeight, s.clientHeight],
+          status: document.getElementById('status').dataset.state,
+        });
+      })
+      .catch(() => 'unreadable');
+    throw new CheckFailed(`${p.label}: ${what}`, `not within ${ms} ms (${String(e.message).split('\n')[0]}); page: ${state}`);
   }
 }
 
@@ -201,6 +215,31 @@ async function history() {
   check(items[items.length - 1].id === newest + 1, 'live message appended', `last is #${items[items.length - 1].id}`);
   check(items[items.length - 1].name === 'anonymous', 'tutorial client shown as anonymous', items[items.length - 1].name);
 
+  setStep('bounded while reading above');
+  // Halfway up (no older page loads): no longer at the bottom, the list still live. 700 live
+  // messages must not grow it past its bound: the bottom is let go, and read again when
+  // scrolled back down.
+  await reader.page.$eval('#scroller', (el) => { el.scrollTop = el.scrollHeight / 2; el.dispatchEvent(new Event('scroll')); });
+  await sleep(300);
+  const flood = `flood ${token()}`;
+  await sendFromTutorialClient(flood, 700);
+  await waitIn(reader, 'offers the new messages', () => !document.getElementById('newest-btn').hidden);
+  const bounded = await itemCount(reader);
+  check(bounded <= 1000, 'list bounded under live messages', `${bounded} items`);
+  for (let round = 0; round < 40; round++) {
+    const last = (await listed(reader)).filter((m) => m.id).pop();
+    if (last.text === `${flood} 699`) break;
+    await reader.page.$eval('#scroller', (el) => { el.scrollTop = el.scrollHeight; el.dispatchEvent(new Event('scroll')); });
+    await waitIn(reader, `reads forward after #${last.id}`, (id) => {
+      const all = document.querySelectorAll('#messages li.msg[data-id]');
+      return Number(all[all.length - 1].dataset.id) > id;
+    }, last.id);
+  }
+  items = await listed(reader);
+  checkContiguous(items.map((m) => m.id), 'read forward through the flood in order');
+  check(items[items.length - 1].text === `${flood} 699`, 'flood read to its end', items[items.length - 1].text);
+  log(`700 live messages while reading above: ${bounded} items at most, read forward in order`);
+
   setStep('long absence');
   await reader.page.click('#toggle-btn');
   await reader.page.waitForSelector('#status[data-state="disconnected"]');
@@ -304,6 +343,26 @@ async function people() {
   await waitIn(bo, 'the list right after reconnecting', () => document.getElementById('people-btn').textContent === '2 online'
     && ['Ana', 'Bo'].every((n) => Array.from(document.querySelectorAll('#people-list li')).some((li) => li.textContent === n)));
   await waitIn(ana, 'Bo back', () => document.getElementById('people-btn').textContent === '2 online');
+
+  setStep('a message sent while disconnected, and what was missed');
+  // Bo's message waits in the client while it is disconnected and goes out on reconnecting,
+  // when its ack and the replay of what Ana sent meanwhile race: every message must be
+  // listed once, in id order.
+  await bo.page.click('#toggle-btn');
+  await bo.page.waitForSelector('#status[data-state="disconnected"]');
+  const meanwhile = `meanwhile ${token()}`;
+  for (let i = 0; i < 3; i++) await send(ana, `${meanwhile} ${i}`);
+  await waitText(ana, `${meanwhile} 2`);
+  const offline = `from bo offline ${token()}`;
+  await send(bo, offline);
+  await bo.page.click('#toggle-btn');
+  await waitConnected(bo.page, 'bo');
+  await waitText(bo, offline);
+  for (let i = 0; i < 3; i++) await waitText(bo, `${meanwhile} ${i}`);
+  let boList = (await listed(bo)).filter((m) => m.id !== null);
+  check(boList.every((m, i) => i === 0 || m.id > boList[i - 1].id), 'bo: in id order', JSON.stringify(boList.map((m) => m.id)));
+  check(new Set(boList.map((m) => m.id)).size === boList.length, 'bo: each once', JSON.stringify(boList.map((m) => m.id)));
+  checkContiguous(boList.map((m) => m.id), 'bo: nothing skipped');
 
   setStep('notifications only after a click');
   check(await ana.page.evaluate(() => window.__permissionRequests) === 0, 'no permission prompt on load', 'asked without a click');
