@@ -144,6 +144,9 @@ install:
 	sed 's|/usr/local/bin/emberchat|$(PREFIX)/bin/emberchat|' cross/systemd/emberchat.service \
 	  > "$(DESTDIR)$(UNITDIR)/emberchat.service"
 	install -m644 cross/systemd/emberchat.socket "$(DESTDIR)$(UNITDIR)/emberchat.socket"
+	sed 's|/usr/local/bin/emberchat|$(PREFIX)/bin/emberchat|' cross/systemd/emberchat-backup.service \
+	  > "$(DESTDIR)$(UNITDIR)/emberchat-backup.service"
+	install -m644 cross/systemd/emberchat-backup.timer "$(DESTDIR)$(UNITDIR)/emberchat-backup.timer"
 	@if [ ! -e "$(DESTDIR)/etc/default/emberchat" ]; then \
 	  install -Dm644 cross/systemd/emberchat.env "$(DESTDIR)/etc/default/emberchat"; fi
 

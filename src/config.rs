@@ -54,6 +54,15 @@ impl Default for Config {
 #[derive(Debug)]
 pub enum Command {
     Run(Box<Config>),
+    /// `emberchat backup [--db PATH] OUT`: an online copy of the database.
+    Backup {
+        db: PathBuf,
+        out: PathBuf,
+    },
+    /// `emberchat export [--db PATH]`: every message as JSON Lines on stdout.
+    Export {
+        db: PathBuf,
+    },
     Help,
     Version,
 }
@@ -136,6 +145,8 @@ pub enum ConfigError {
     InboundBelowPayload,
     /// `--outbound-memory` could not hold two clients' full queues.
     OutboundBelowQueue,
+    /// `emberchat backup` without the file to write.
+    NoBackupFile,
 }
 
 impl fmt::Display for ConfigError {
@@ -153,6 +164,9 @@ impl fmt::Display for ConfigError {
             ConfigError::OutboundBelowQueue => {
                 f.write_str("--outbound-memory must be at least twice --max-queue-bytes")
             }
+            ConfigError::NoBackupFile => {
+                f.write_str("backup needs the file to write: emberchat backup [--db PATH] OUT")
+            }
         }
     }
 }
@@ -163,6 +177,9 @@ pub const HELP: &str = "\
 emberchat: a small Socket.IO chat gateway
 
 Usage: emberchat [OPTIONS]
+       emberchat backup [--db PATH] OUT   copy the database while it is in use (SQLite's
+                                          online backup; OUT must not exist)
+       emberchat export [--db PATH]       every message as JSON Lines on stdout
 
 Options (each also read from the environment variable shown):
   --listen ADDR:PORT         address to serve on [EMBERCHAT_LISTEN] (default 0.0.0.0:3000)
@@ -243,10 +260,20 @@ const OPTIONS: &[(&str, &str)] = &[
 ];
 
 /// Reads the environment (through `env`) and then the arguments, which take precedence.
+/// A first argument `backup` or `export` names a maintenance command instead of serving.
 pub fn parse(
     args: impl IntoIterator<Item = OsString>,
     env: impl Fn(&str) -> Option<OsString>,
 ) -> Result<Command, ConfigError> {
+    let mut args = args.into_iter().peekable();
+    let tool = match args.peek().and_then(|first| first.to_str()) {
+        Some(name @ ("backup" | "export")) => Some(name.to_owned()),
+        _ => None,
+    };
+    if let Some(tool) = tool {
+        args.next();
+        return parse_tool(&tool, args, env);
+    }
     let mut config = Config::default();
     for &(flag, variable) in OPTIONS {
         if let Some(value) = env(variable) {
@@ -287,6 +314,39 @@ pub fn parse(
     validate(&config)?;
     config.socketio.max_attachment_bytes = config.engine.max_payload;
     Ok(Command::Run(Box::new(config)))
+}
+
+/// `backup [--db PATH] OUT` and `export [--db PATH]`; the database defaults to
+/// `EMBERCHAT_DB`, then `chat.db`, as for serving.
+fn parse_tool(
+    tool: &str,
+    args: impl IntoIterator<Item = OsString>,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<Command, ConfigError> {
+    let mut db = env("EMBERCHAT_DB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Config::default().db);
+    let mut out = None;
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(ConfigError::Usage)? {
+        match arg {
+            lexopt::Arg::Short('h') | lexopt::Arg::Long("help") => return Ok(Command::Help),
+            lexopt::Arg::Long("db") => {
+                db = PathBuf::from(parser.value().map_err(ConfigError::Usage)?);
+            }
+            lexopt::Arg::Value(file) if tool == "backup" && out.is_none() => {
+                out = Some(PathBuf::from(file));
+            }
+            other => return Err(ConfigError::Usage(other.unexpected())),
+        }
+    }
+    match tool {
+        "backup" => Ok(Command::Backup {
+            db,
+            out: out.ok_or(ConfigError::NoBackupFile)?,
+        }),
+        _ => Ok(Command::Export { db }),
+    }
 }
 
 fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), BadValue> {
@@ -446,6 +506,50 @@ mod tests {
             Command::Run(config) => Ok(*config),
             other => panic!("{other:?}"),
         }
+    }
+
+    use std::path::Path;
+
+    fn command(args: &[&str], env: &[(&str, &str)]) -> Result<Command, ConfigError> {
+        parse(args.iter().map(OsString::from), |name| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    #[test]
+    fn reads_the_maintenance_commands() {
+        let backup = command(&["backup", "--db", "a.db", "copy.db"], &[]).unwrap();
+        assert!(matches!(
+            backup,
+            Command::Backup { ref db, ref out } if db == Path::new("a.db") && out == Path::new("copy.db")
+        ));
+        let export = command(&["export"], &[("EMBERCHAT_DB", "/var/lib/e/chat.db")]).unwrap();
+        assert!(matches!(
+            export,
+            Command::Export { ref db } if db == Path::new("/var/lib/e/chat.db")
+        ));
+        assert!(matches!(
+            command(&["export"], &[]).unwrap(),
+            Command::Export { ref db } if db == Path::new("chat.db")
+        ));
+        assert!(matches!(
+            command(&["backup"], &[]),
+            Err(ConfigError::NoBackupFile)
+        ));
+        for bad in [
+            &["backup", "a", "b"][..],
+            &["export", "out.json"],
+            &["export", "--listen", "x"],
+        ] {
+            assert!(
+                matches!(command(bad, &[]), Err(ConfigError::Usage(_))),
+                "{bad:?}"
+            );
+        }
+        // Only as the first word: elsewhere it is a stray argument.
+        assert!(command(&["--db", "x.db", "backup"], &[]).is_err());
     }
 
     #[test]

@@ -37,3 +37,4 @@ pub mod systemd;
 pub mod transport;
 
 pub use gateway::{Lifecycle, run};
+pub use store::{BackupReport, CopyError, backup, export};

@@ -20,6 +20,38 @@ fn main() -> ExitCode {
             println!("emberchat {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Ok(Command::Backup { db, out }) => {
+            return match emberchat::backup(&db, &out) {
+                Ok(report) => {
+                    eprintln!(
+                        "emberchat backup: {} messages (last id {}), {} bytes, written to {}; \
+                         integrity check ok",
+                        report.messages,
+                        report.last_id,
+                        report.bytes,
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("emberchat backup: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Ok(Command::Export { db }) => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            return match emberchat::export(&db, &mut out) {
+                Ok(count) => {
+                    eprintln!("emberchat export: {count} messages");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("emberchat export: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Err(error) => {
             eprintln!("emberchat: {error}\nTry `emberchat --help`.");
             return ExitCode::from(2);

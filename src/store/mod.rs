@@ -8,9 +8,11 @@
 //!
 //! - `handle`: the [`Store`] the event loop holds; `writer`: the thread's loop;
 //! - `batch`: one transaction of inserts, one page read; `schema`: opening the database;
-//! - `file`: noticing the file being removed; `model`, `error`: the values and failures.
+//! - `file`: noticing the file being removed; `model`, `error`: the values and failures;
+//! - `copies`: `emberchat backup` and `emberchat export`, read from a live database.
 
 mod batch;
+mod copies;
 mod error;
 mod file;
 mod handle;
@@ -20,6 +22,7 @@ mod schema;
 mod testing;
 mod writer;
 
+pub use copies::{BackupReport, CopyError, backup, export};
 pub use error::{OpenError, StoreError};
 pub use handle::{PageRequest, Store, WindowRequest};
 pub use model::{Committed, Insert, Outcome, PageLimit, PageRange, Row, StoreConfig, Synchronous};

@@ -92,13 +92,8 @@ fn upgrade_schema(connection: &SqlConnection) -> Result<(), StoreError> {
 }
 
 fn try_upgrade(connection: &SqlConnection) -> Result<(), StoreError> {
-    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    let columns: Vec<String> = connection
-        .prepare("SELECT name FROM pragma_table_info('messages') ORDER BY cid")?
-        .query_map([], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    match version {
-        0 if columns == SEED_COLUMNS => {
+    match recognize(connection)? {
+        Schema::Seed => {
             log::info!("upgrading the database to schema version {SCHEMA_VERSION}");
             connection.execute_batch(&format!(
                 "ALTER TABLE messages ADD COLUMN name TEXT;
@@ -107,7 +102,30 @@ fn try_upgrade(connection: &SqlConnection) -> Result<(), StoreError> {
             ))?;
             Ok(())
         }
-        SCHEMA_VERSION if columns == COLUMNS => Ok(()),
+        Schema::Current => Ok(()),
+    }
+}
+
+/// A schema this build knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// The tutorial's three columns (version 0).
+    Seed,
+    /// With `name` and `created_at` (version 1).
+    Current,
+}
+
+/// Which known schema the database has, without changing it; a `messages` table of another
+/// shape, or a version this build does not know, is an error naming what was found.
+pub fn recognize(connection: &SqlConnection) -> Result<Schema, StoreError> {
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let columns: Vec<String> = connection
+        .prepare("SELECT name FROM pragma_table_info('messages') ORDER BY cid")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    match version {
+        0 if columns == SEED_COLUMNS => Ok(Schema::Seed),
+        SCHEMA_VERSION if columns == COLUMNS => Ok(Schema::Current),
         0 | SCHEMA_VERSION => Err(StoreError::ForeignSchema { columns }),
         found => Err(StoreError::UnknownVersion {
             found,

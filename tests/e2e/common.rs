@@ -423,3 +423,55 @@ pub fn message_id(packet: &str) -> Option<u64> {
     let tail = &rest[rest.rfind("\",")? + 2..];
     tail.split([',', ']']).next()?.parse().ok()
 }
+
+/// A free loopback port for a server that cannot be told to pick one itself.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Socket.IO tutorial's own server (bench/node) on `db`, until dropped.
+pub struct TutorialServer {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl TutorialServer {
+    pub fn start(db: &Path) -> TutorialServer {
+        let server = repo().join("bench/node/index.js");
+        assert!(
+            repo().join("bench/node/node_modules").exists(),
+            "bench/node/node_modules is missing: run `make test-deps` (make test does it)"
+        );
+        let port = free_port();
+        let child = std::process::Command::new(node())
+            .arg(&server)
+            .env("PORT", port.to_string())
+            .env("DB", db)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start the tutorial's server");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the tutorial's server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        TutorialServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for TutorialServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -34,6 +34,7 @@ mod delivery;
 mod extended;
 mod hostile_input;
 mod limits;
+mod maintenance;
 mod page;
 mod protocol;
 mod recovery;

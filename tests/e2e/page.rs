@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{Gateway, js_script, node, repo, scratch_dir};
+use crate::common::{Gateway, TutorialServer, js_script, node, repo, scratch_dir};
 use crate::delivery::parse_pairs;
 
 /// Rows in the seeded database: the measure of a chat used for years.
@@ -143,58 +143,6 @@ fn offline_shell_phone_width_and_dark_theme() {
         assert!(shots.join(shot).exists(), "no {shot}");
     }
     assert!(gateway.stop().success());
-}
-
-/// A free loopback port for a server that cannot be told to pick one itself.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The Socket.IO tutorial's own server (bench/node) on `db`, until dropped.
-struct TutorialServer {
-    child: std::process::Child,
-    url: String,
-}
-
-impl TutorialServer {
-    fn start(db: &Path) -> TutorialServer {
-        let server = repo().join("bench/node/index.js");
-        assert!(
-            repo().join("bench/node/node_modules").exists(),
-            "bench/node/node_modules is missing: run `make test-deps` (make test does it)"
-        );
-        let port = free_port();
-        let child = std::process::Command::new(node())
-            .arg(&server)
-            .env("PORT", port.to_string())
-            .env("DB", db)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start the tutorial's server");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the tutorial's server did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        TutorialServer {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for TutorialServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A `chat.db` the tutorial's Node server wrote opens in emberchat, is upgraded in place

@@ -190,12 +190,27 @@ fn unit_files_verify() {
         dir.join("emberchat.socket"),
     )
     .unwrap();
+    let backup =
+        std::fs::read_to_string(repo().join("cross/systemd/emberchat-backup.service")).unwrap();
+    assert!(backup.contains("exec /usr/local/bin/emberchat backup"));
+    std::fs::write(
+        dir.join("emberchat-backup.service"),
+        backup.replace("/usr/local/bin/emberchat", BIN),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo().join("cross/systemd/emberchat-backup.timer"),
+        dir.join("emberchat-backup.timer"),
+    )
+    .unwrap();
     let output = Command::new("systemd-analyze")
         .args([
             "verify",
             "--man=no",
             "emberchat.service",
             "emberchat.socket",
+            "emberchat-backup.service",
+            "emberchat-backup.timer",
         ])
         .current_dir(&dir)
         .output()
