@@ -29,7 +29,8 @@ AARCH64_BIN := target/$(AARCH64)/release/emberchat
 # budgets, catch-up, the Host allow-list and the intake gate took the binary to 2,513,888,
 # and from 2,600,000 when the page became a daily chat (issue 12: about 28 KB more page
 # files, compacted, and 37 KB of code for names, history pages, presence and typing) took it
-# to 2,595,808 (sizes move in 16 KiB steps, the segment alignment).
+# to 2,595,808; backup and export (issue 15) then added one 16 KiB step: 2,612,192 (sizes
+# move in 16 KiB steps, the segment alignment).
 MAX_ARM_BINARY := 2700000
 # Linked statically (glibc's crt-static): the binary runs on any Pi OS whatever its glibc, and
 # under qemu-user here, where dynamically linked aarch64 programs hang in pthread_create.
