@@ -12,7 +12,7 @@ use crate::chat::ChatConfig;
 use crate::engineio::EngineConfig;
 use crate::http::{HttpLimits, MIN_HEADER_BYTES};
 use crate::socketio::SocketIoConfig;
-use crate::store::Synchronous;
+use crate::store::{Retention, Synchronous};
 
 /// Everything the gateway is told at start-up.
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub struct Config {
     pub db: PathBuf,
     /// Default `full`.
     pub synchronous: Synchronous,
+    /// What the database keeps (`--keep-messages`, `--keep-days`). Default everything.
+    pub retention: Retention,
     /// Default `info`.
     pub log_level: LevelFilter,
     pub engine: EngineConfig,
@@ -40,6 +42,7 @@ impl Default for Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 3000)),
             db: PathBuf::from("chat.db"),
             synchronous: Synchronous::Full,
+            retention: Retention::default(),
             log_level: LevelFilter::Info,
             engine: EngineConfig::default(),
             socketio: SocketIoConfig::default(),
@@ -185,6 +188,10 @@ Options (each also read from the environment variable shown):
   --listen ADDR:PORT         address to serve on [EMBERCHAT_LISTEN] (default 0.0.0.0:3000)
   --db PATH                  SQLite database file [EMBERCHAT_DB] (default chat.db)
   --synchronous full|normal  SQLite durability [EMBERCHAT_SYNCHRONOUS] (default full)
+  --keep-messages N          keep only the newest N messages; older ones are deleted as the
+                             chat goes on [EMBERCHAT_KEEP_MESSAGES] (default 0: all)
+  --keep-days D              keep only messages stored in the last D days
+                             [EMBERCHAT_KEEP_DAYS] (default 0: all)
   --ping-interval MS         Engine.IO ping interval [EMBERCHAT_PING_INTERVAL] (default 25000)
   --ping-timeout MS          Engine.IO ping timeout [EMBERCHAT_PING_TIMEOUT] (default 20000)
   --upgrade-timeout MS       WebSocket upgrade timeout [EMBERCHAT_UPGRADE_TIMEOUT] (default 10000)
@@ -236,6 +243,8 @@ const OPTIONS: &[(&str, &str)] = &[
     ("listen", "EMBERCHAT_LISTEN"),
     ("db", "EMBERCHAT_DB"),
     ("synchronous", "EMBERCHAT_SYNCHRONOUS"),
+    ("keep-messages", "EMBERCHAT_KEEP_MESSAGES"),
+    ("keep-days", "EMBERCHAT_KEEP_DAYS"),
     ("ping-interval", "EMBERCHAT_PING_INTERVAL"),
     ("ping-timeout", "EMBERCHAT_PING_TIMEOUT"),
     ("upgrade-timeout", "EMBERCHAT_UPGRADE_TIMEOUT"),
@@ -363,6 +372,15 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), BadValue> {
                 "normal" => Synchronous::Normal,
                 _ => return Err(BadValue::NotASynchronousMode(value.to_owned())),
             };
+        }
+        // 0 keeps everything, as leaving the setting out does.
+        "keep-messages" => {
+            config.retention.keep_messages = Some(number(value)? as u64).filter(|&n| n > 0);
+        }
+        "keep-days" => {
+            let days = u32::try_from(number(value)?)
+                .map_err(|_| BadValue::NotAWholeNumber(value.to_owned()))?;
+            config.retention.keep_days = Some(days).filter(|&n| n > 0);
         }
         "ping-interval" => config.engine.ping_interval = millis(value)?,
         "ping-timeout" => config.engine.ping_timeout = millis(value)?,
@@ -516,6 +534,28 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| OsString::from(v))
         })
+    }
+
+    #[test]
+    fn reads_the_retention() {
+        assert_eq!(run(&[], &[]).unwrap().retention, Retention::default());
+        let config = run(
+            &["--keep-messages", "5000"],
+            &[("EMBERCHAT_KEEP_DAYS", "30")],
+        )
+        .unwrap();
+        assert_eq!(
+            config.retention,
+            Retention {
+                keep_messages: Some(5000),
+                keep_days: Some(30)
+            }
+        );
+        // 0 keeps everything.
+        let zero = run(&["--keep-messages", "0", "--keep-days", "0"], &[]).unwrap();
+        assert!(zero.retention.keeps_everything());
+        assert!(run(&["--keep-days", "-1"], &[]).is_err());
+        assert!(run(&["--keep-days", "99999999999"], &[]).is_err());
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub async fn run(
 ) -> Result<(), OpenError> {
     let mut store_config = StoreConfig::new(&config.db);
     store_config.synchronous = config.synchronous;
+    store_config.retention = config.retention;
     let (store, results) = Store::open(store_config)?;
     let mut server = Server::new(config.socketio.clone());
     let chat = server.add_namespace("/", |hub| Chat::new(config.chat.clone(), store, hub));
@@ -133,6 +134,19 @@ impl Status for GatewayStatus {
             "gauge",
             "Highest message id in the database.",
             self.chat.last_id().to_string(),
+        );
+        let (oldest, pruned) = self.chat.retention();
+        metric(
+            "emberchat_oldest_message_id",
+            "gauge",
+            "Lowest message id still in the database (0 when empty).",
+            oldest.to_string(),
+        );
+        metric(
+            "emberchat_messages_pruned_total",
+            "counter",
+            "Messages deleted by --keep-messages or --keep-days since start.",
+            pruned.to_string(),
         );
         metric(
             "emberchat_replays_in_progress",

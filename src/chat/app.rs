@@ -131,6 +131,11 @@ impl Chat {
         self.messages.last_broadcast()
     }
 
+    /// The oldest message id kept, and the messages retention deleted since start.
+    pub fn retention(&self) -> (i64, u64) {
+        self.messages.retention()
+    }
+
     fn on_chat_message(&self, socket: &Rc<Socket<ChatSocket>>, event: &Event<'_>) {
         if !socket.data().peer.budget.take(Instant::now()) {
             self.metrics.count_rate_limited();

@@ -39,6 +39,15 @@ impl MessageLog {
         }
     }
 
+    /// The oldest id kept and the messages retention deleted since start (both 0 once the
+    /// store is closed).
+    pub fn retention(&self) -> (i64, u64) {
+        self.store.borrow().as_ref().map_or((0, 0), |store| {
+            let stats = store.retention();
+            (stats.oldest_id(), stats.pruned())
+        })
+    }
+
     /// Whether the store can take more messages now without refusing them.
     pub fn has_room(&self) -> bool {
         self.store.borrow().as_ref().is_none_or(Store::has_room)

@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 
 use super::error::{OpenError, StoreError};
 use super::model::{Committed, Insert, PageLimit, PageRange, Row, StoreConfig, Window};
+use super::retention::RetentionStats;
 use super::schema::open_connection;
 use super::writer::{Command, QueuedBytes, writer};
 
@@ -36,6 +37,7 @@ pub struct Store {
     queued: Arc<QueuedBytes>,
     thread: Option<JoinHandle<()>>,
     last_id_at_open: i64,
+    retention: Arc<RetentionStats>,
 }
 
 impl Store {
@@ -59,9 +61,11 @@ impl Store {
         let (results, result_rx) = async_mpsc::unbounded_channel();
         let queued = Arc::new(QueuedBytes::new(config.max_queued_bytes));
         let written = queued.clone();
+        let retention = Arc::new(RetentionStats::default());
+        let pruned = retention.clone();
         let thread = std::thread::Builder::new()
             .name("store".into())
-            .spawn(move || writer(connection, config, command_rx, results, written))
+            .spawn(move || writer(connection, config, command_rx, results, written, pruned))
             .map_err(|e| OpenError {
                 path: path.clone(),
                 error: StoreError::NoThread(e.to_string()),
@@ -72,6 +76,7 @@ impl Store {
                 queued,
                 thread: Some(thread),
                 last_id_at_open,
+                retention,
             },
             result_rx,
         ))
@@ -100,6 +105,11 @@ impl Store {
     /// that a burst waits in the network instead of being refused.
     pub fn has_room(&self) -> bool {
         self.queued.has_room()
+    }
+
+    /// The oldest id kept and the messages retention deleted, as of the store's last step.
+    pub fn retention(&self) -> &RetentionStats {
+        &self.retention
     }
 
     /// The highest id stored when the database was opened (0 when empty).

@@ -9,7 +9,8 @@
 //! - `handle`: the [`Store`] the event loop holds; `writer`: the thread's loop;
 //! - `batch`: one transaction of inserts, one page read; `schema`: opening the database;
 //! - `file`: noticing the file being removed; `model`, `error`: the values and failures;
-//! - `copies`: `emberchat backup` and `emberchat export`, read from a live database.
+//! - `copies`: `emberchat backup` and `emberchat export`, read from a live database;
+//!   `retention`: deleting what `--keep-messages`/`--keep-days` no longer keep.
 
 mod batch;
 mod copies;
@@ -17,6 +18,7 @@ mod error;
 mod file;
 mod handle;
 mod model;
+mod retention;
 mod schema;
 #[cfg(test)]
 mod testing;
@@ -25,4 +27,6 @@ mod writer;
 pub use copies::{BackupReport, CopyError, backup, export};
 pub use error::{OpenError, StoreError};
 pub use handle::{PageRequest, Store, WindowRequest};
-pub use model::{Committed, Insert, Outcome, PageLimit, PageRange, Row, StoreConfig, Synchronous};
+pub use model::{
+    Committed, Insert, Outcome, PageLimit, PageRange, Retention, Row, StoreConfig, Synchronous,
+};

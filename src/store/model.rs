@@ -35,6 +35,25 @@ pub struct StoreConfig {
     /// Bytes of messages waiting for the store thread, at most; an insert beyond that is
     /// refused ([`StoreError::Busy`]) rather than queued. Default 4 MiB.
     pub max_queued_bytes: usize,
+    /// What is kept: everything by default.
+    pub retention: Retention,
+}
+
+/// Which messages the store keeps; older ones are deleted in small batches as it goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep the newest this many messages (`--keep-messages`).
+    pub keep_messages: Option<u64>,
+    /// Keep messages stored in the last this many days (`--keep-days`); messages without a
+    /// time (written before the schema had one, or by another program) are left to
+    /// `keep_messages`.
+    pub keep_days: Option<u32>,
+}
+
+impl Retention {
+    pub fn keeps_everything(&self) -> bool {
+        self.keep_messages.is_none() && self.keep_days.is_none()
+    }
 }
 
 impl StoreConfig {
@@ -45,6 +64,7 @@ impl StoreConfig {
             max_batch: 1024,
             busy_timeout_ms: 5000,
             max_queued_bytes: 4 * 1024 * 1024,
+            retention: Retention::default(),
         }
     }
 }

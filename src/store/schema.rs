@@ -43,6 +43,12 @@ pub fn open_connection(config: &StoreConfig) -> Result<SqlConnection, OpenError>
     connection
         .busy_timeout(std::time::Duration::from_millis(config.busy_timeout_ms))
         .map_err(|e| at(e.into()))?;
+    // auto_vacuum takes effect only on a file not yet written (so before WAL mode): a new
+    // database gives the pages of deleted messages back to the file system (retention); an
+    // existing one reuses them but keeps its size.
+    connection
+        .execute_batch("PRAGMA auto_vacuum=INCREMENTAL;")
+        .map_err(|e| at(e.into()))?;
     let mode: String = connection
         .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
         .map_err(|e| at(e.into()))?;
@@ -210,6 +216,16 @@ mod tests {
         // Opening again changes nothing.
         let again = open_connection(&StoreConfig::new(&path)).unwrap();
         assert_eq!(columns(&again), COLUMNS);
+    }
+
+    #[test]
+    fn a_new_database_gives_deleted_pages_back() {
+        let path = temp_db("auto-vacuum");
+        let connection = open_connection(&StoreConfig::new(&path)).unwrap();
+        let mode: i64 = connection
+            .query_row("PRAGMA auto_vacuum", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, 2, "incremental");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::batch::{read_page, window, write_batch};
 use super::error::StoreError;
 use super::file::FileIdentity;
 use super::model::{Committed, Insert, PageLimit, PageRange, Row, StoreConfig, Window};
+use super::retention::{PRUNE_BATCH, Pruner, RetentionStats};
 
 pub type PageReply = oneshot::Sender<Result<Vec<Row>, StoreError>>;
 pub type WindowReply = oneshot::Sender<Result<Window, StoreError>>;
@@ -96,12 +97,19 @@ enum Read {
     },
 }
 
+/// How long the store thread waits for work before a retention step when idle: messages
+/// age while nobody writes.
+const RETENTION_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The store thread's state: the one connection and the file it must keep pointing at.
 struct Writer {
     connection: SqlConnection,
     config: StoreConfig,
     /// `None` for an in-memory database, which has no file to watch.
     identity: Option<FileIdentity>,
+    pruner: Pruner,
+    /// The last retention step deleted a full batch: more are waiting.
+    prune_more: bool,
 }
 
 /// The store thread: group commit until every handle is dropped.
@@ -111,13 +119,19 @@ pub fn writer(
     commands: mpsc::Receiver<Command>,
     results: async_mpsc::UnboundedSender<Vec<Committed>>,
     queued: Arc<QueuedBytes>,
+    retention: Arc<RetentionStats>,
 ) {
     let identity = watch_file(&config.path);
+    let pruner = Pruner::new(config.retention, retention);
     let mut writer = Writer {
         connection,
         config,
         identity,
+        pruner,
+        prune_more: false,
     };
+    // What is past the retention already goes at once (a batch at a time, between rounds).
+    writer.prune();
     while let Some(round) = writer.gather(&commands) {
         // Inserts first: a check or page in the same round then sees them.
         if !round.inserts.is_empty() {
@@ -130,6 +144,7 @@ pub fn writer(
         }
         writer.answer_checks(round.checks);
         writer.answer_pages(round.pages);
+        writer.prune();
     }
     writer.close();
 }
@@ -154,7 +169,22 @@ impl Writer {
     /// `None` once every handle is gone.
     fn gather(&self, commands: &mpsc::Receiver<Command>) -> Option<Round> {
         let mut round = Round::default();
-        let mut next = Some(commands.recv().ok()?);
+        let first = if self.config.retention.keeps_everything() {
+            commands.recv().ok()
+        } else {
+            let wait = if self.prune_more {
+                std::time::Duration::ZERO
+            } else {
+                RETENTION_IDLE
+            };
+            match commands.recv_timeout(wait) {
+                Ok(command) => Some(command),
+                // Nothing to do: an empty round, then a retention step.
+                Err(mpsc::RecvTimeoutError::Timeout) => return Some(round),
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            }
+        };
+        let mut next = Some(first?);
         let mut taken = 0;
         while let Some(command) = next {
             match command {
@@ -185,6 +215,25 @@ impl Writer {
             };
         }
         Some(round)
+    }
+
+    /// One retention step (also when everything is kept: it keeps the oldest id known).
+    fn prune(&mut self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as i64);
+        match self.pruner.step(&mut self.connection, now) {
+            Ok(deleted) => {
+                if deleted > 0 {
+                    log::debug!("retention: deleted {deleted} messages");
+                }
+                self.prune_more = deleted == PRUNE_BATCH;
+            }
+            Err(error) => {
+                log::warn!("retention step failed: {}", StoreError::from(error));
+                self.prune_more = false;
+            }
+        }
     }
 
     /// Writes every insert of the round in one transaction.

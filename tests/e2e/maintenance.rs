@@ -1,5 +1,6 @@
 //! Keeping a running chat's data (issue 15): `emberchat backup` of a live database under a
-//! write load, and `emberchat export` of a database the tutorial's own server wrote.
+//! write load, `emberchat export` of a database the tutorial's own server wrote, and
+//! retention by count and by age under a running chat.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -8,7 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tungstenite::Message;
 
 use crate::common::{
-    Gateway, TutorialServer, js_script, node, read_text, repo, scratch_dir, socketio_ws,
+    Gateway, TutorialServer, js_script, message_id, metric, node, read_text, repo, scratch_dir,
+    socketio_ws, wait_metric,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_emberchat");
@@ -183,4 +185,75 @@ fn backup_and_export_refuse_what_is_not_a_chat() {
     let (ok, _, stderr) = emberchat(&["export", "--db", missing.to_str().unwrap()]);
     assert!(!ok && stderr.contains("unable to open"), "{stderr}");
     assert!(!missing.exists());
+}
+
+/// The ids a new client with `serverOffset: 0` is replayed, once `count` have come.
+fn replayed_ids(gateway: &Gateway, count: usize) -> Vec<u64> {
+    let (mut ws, _) = socketio_ws(gateway, r#"{"serverOffset":0}"#);
+    (0..count)
+        .map(|_| message_id(&read_text(&mut ws)).expect("a chat message"))
+        .collect()
+}
+
+#[test]
+fn retention_by_count_under_a_running_chat() {
+    let gateway = Gateway::start(
+        "retention-count",
+        &["--keep-messages", "100", "--max-message-rate", "0"],
+    );
+    let (mut ws, _) = socketio_ws(&gateway, "{}");
+    for n in 1..=250 {
+        ws.send(Message::text(format!(r#"42{n}["chat message","m{n}"]"#)))
+            .unwrap();
+        let ack = format!("43{n}[]");
+        while read_text(&mut ws) != ack {}
+    }
+    wait_metric(&gateway, "emberchat_messages_pruned_total", 150);
+    assert_eq!(metric(&gateway, "emberchat_oldest_message_id"), 151);
+    // What remains, in order, once: a replay from the start gets 151..250.
+    assert_eq!(replayed_ids(&gateway, 100), (151..=250).collect::<Vec<_>>());
+    // And the chat goes on: the next id is 251, never one given before.
+    ws.send(Message::text(r#"42251["chat message","m251"]"#))
+        .unwrap();
+    let broadcast = read_text(&mut ws);
+    assert_eq!(message_id(&broadcast), Some(251), "{broadcast}");
+    wait_metric(&gateway, "emberchat_messages_pruned_total", 151);
+    assert!(gateway.stop().success());
+}
+
+#[test]
+fn retention_by_age_keeps_recent_and_undated_messages() {
+    let dir = scratch_dir("retention-age");
+    let db = dir.join("chat.db");
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    connection
+        .execute_batch(
+            "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+             client_offset TEXT UNIQUE, content TEXT, name TEXT, created_at INTEGER);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let day = 24 * 60 * 60 * 1000;
+    // 1-5 without a time (from before the upgrade), 6-15 ten days old, 16-20 an hour old.
+    let times = std::iter::repeat_n(None, 5)
+        .chain(std::iter::repeat_n(Some(now - 10 * day), 10))
+        .chain(std::iter::repeat_n(Some(now - day / 24), 5));
+    for time in times {
+        connection
+            .execute(
+                "INSERT INTO messages (content, created_at) VALUES ('m', ?1)",
+                [time],
+            )
+            .unwrap();
+    }
+    drop(connection);
+    let gateway = Gateway::start_at(dir, &db, &["--keep-days", "7"]);
+    wait_metric(&gateway, "emberchat_messages_pruned_total", 10);
+    let expected: Vec<u64> = (1..=5).chain(16..=20).collect();
+    assert_eq!(replayed_ids(&gateway, 10), expected);
+    assert!(gateway.stop().success());
 }
