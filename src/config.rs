@@ -25,6 +25,8 @@ pub struct Config {
     pub synchronous: Synchronous,
     /// What the database keeps (`--keep-messages`, `--keep-days`). Default everything.
     pub retention: Retention,
+    /// Free bytes the database's filesystem must keep (`--min-free-space`). Default 64 MiB.
+    pub min_free_space: u64,
     /// Default `info`.
     pub log_level: LevelFilter,
     pub engine: EngineConfig,
@@ -43,6 +45,7 @@ impl Default for Config {
             db: PathBuf::from("chat.db"),
             synchronous: Synchronous::Full,
             retention: Retention::default(),
+            min_free_space: 64 * 1024 * 1024,
             log_level: LevelFilter::Info,
             engine: EngineConfig::default(),
             socketio: SocketIoConfig::default(),
@@ -192,6 +195,9 @@ Options (each also read from the environment variable shown):
                              chat goes on [EMBERCHAT_KEEP_MESSAGES] (default 0: all)
   --keep-days D              keep only messages stored in the last D days
                              [EMBERCHAT_KEEP_DAYS] (default 0: all)
+  --min-free-space BYTES     below this much free space on the database's filesystem, new
+                             messages get an error ack and /healthz 503, until there is room
+                             [EMBERCHAT_MIN_FREE_SPACE] (default 67108864; 0 = off)
   --ping-interval MS         Engine.IO ping interval [EMBERCHAT_PING_INTERVAL] (default 25000)
   --ping-timeout MS          Engine.IO ping timeout [EMBERCHAT_PING_TIMEOUT] (default 20000)
   --upgrade-timeout MS       WebSocket upgrade timeout [EMBERCHAT_UPGRADE_TIMEOUT] (default 10000)
@@ -245,6 +251,7 @@ const OPTIONS: &[(&str, &str)] = &[
     ("synchronous", "EMBERCHAT_SYNCHRONOUS"),
     ("keep-messages", "EMBERCHAT_KEEP_MESSAGES"),
     ("keep-days", "EMBERCHAT_KEEP_DAYS"),
+    ("min-free-space", "EMBERCHAT_MIN_FREE_SPACE"),
     ("ping-interval", "EMBERCHAT_PING_INTERVAL"),
     ("ping-timeout", "EMBERCHAT_PING_TIMEOUT"),
     ("upgrade-timeout", "EMBERCHAT_UPGRADE_TIMEOUT"),
@@ -382,6 +389,7 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), BadValue> {
                 .map_err(|_| BadValue::NotAWholeNumber(value.to_owned()))?;
             config.retention.keep_days = Some(days).filter(|&n| n > 0);
         }
+        "min-free-space" => config.min_free_space = number(value)? as u64,
         "ping-interval" => config.engine.ping_interval = millis(value)?,
         "ping-timeout" => config.engine.ping_timeout = millis(value)?,
         "upgrade-timeout" => config.engine.upgrade_timeout = millis(value)?,

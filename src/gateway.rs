@@ -13,9 +13,9 @@ use crate::chat::Chat;
 use crate::config::Config;
 use crate::engineio::{CloseReason, Engine};
 use crate::host::HostAllowList;
-use crate::http::{self, HealthCheck, Router, Status};
+use crate::http::{self, HealthCheck, Router, Status, Unhealthy};
 use crate::socketio::Server;
-use crate::store::{OpenError, Store, StoreConfig};
+use crate::store::{OpenError, Store, StoreConfig, StoreError};
 
 /// How long transports get to flush their close packets when the gateway stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
@@ -42,6 +42,7 @@ pub async fn run(
     let mut store_config = StoreConfig::new(&config.db);
     store_config.synchronous = config.synchronous;
     store_config.retention = config.retention;
+    store_config.min_free_space = config.min_free_space;
     let (store, results) = Store::open(store_config)?;
     let mut server = Server::new(config.socketio.clone());
     let chat = server.add_namespace("/", |hub| Chat::new(config.chat.clone(), store, hub));
@@ -100,7 +101,17 @@ struct GatewayStatus {
 impl Status for GatewayStatus {
     fn health(&self) -> HealthCheck {
         let check = self.chat.check_store();
-        Box::pin(async move { check.await.map_err(Into::into) })
+        Box::pin(async move {
+            check.await.map_err(|error| Unhealthy {
+                reason: match error {
+                    StoreError::LowSpace { .. } => {
+                        "the database's disk has less free space than --min-free-space"
+                    }
+                    _ => "the database cannot be read",
+                },
+                detail: error.into(),
+            })
+        })
     }
 
     fn metrics(&self) -> String {

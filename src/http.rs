@@ -23,7 +23,15 @@ use crate::logger::{Throttle, untrusted};
 use crate::transport::{self, Body, io::HyperIo, io::TokioTimer, response};
 
 /// A health check on its way: `Ok` when the gateway can serve, else why not.
-pub type HealthCheck = Pin<Box<dyn Future<Output = Result<(), Box<dyn Error>>>>>;
+pub type HealthCheck = Pin<Box<dyn Future<Output = Result<(), Unhealthy>>>>;
+
+/// Why `/healthz` fails: a reason anyone on the LAN may read, and the details (a path, an
+/// OS error), which only go to the log.
+#[derive(Debug)]
+pub struct Unhealthy {
+    pub reason: &'static str,
+    pub detail: Box<dyn Error>,
+}
 
 /// What `/healthz` and `/metrics` report.
 pub trait Status {
@@ -125,12 +133,12 @@ impl Router {
                         Ok(()) => response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
                         // The details (a path, an OS error) are for the log, not for anyone
                         // on the LAN who asks.
-                        Err(error) => {
-                            log::warn!("health check failed: {error}");
+                        Err(unhealthy) => {
+                            log::warn!("health check failed: {}", unhealthy.detail);
                             response(
                                 StatusCode::SERVICE_UNAVAILABLE,
                                 "text/plain; charset=utf-8",
-                                "unhealthy: the database cannot be read (see the log)\n",
+                                format!("unhealthy: {} (see the log)\n", unhealthy.reason),
                             )
                         }
                     };

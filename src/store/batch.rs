@@ -48,7 +48,7 @@ pub fn write_batch(
 }
 
 /// The wall clock in Unix milliseconds (0 for a clock set before 1970).
-fn unix_millis() -> i64 {
+pub fn unix_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as i64)

@@ -29,6 +29,8 @@ pub enum StoreError {
     Stopped,
     /// Too many messages are waiting to be written (`StoreConfig::max_queued_bytes`).
     Busy,
+    /// The database's filesystem has less free space than `--min-free-space`.
+    LowSpace { free: u64, floor: u64 },
     /// The store thread could not be started.
     NoThread(String),
     /// Any other SQLite error, in SQLite's words.
@@ -64,6 +66,11 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Stopped => f.write_str("the store has stopped"),
             StoreError::Busy => f.write_str("too many messages waiting to be written"),
+            StoreError::LowSpace { free, floor } => write!(
+                f,
+                "only {free} bytes free on the database's filesystem, below --min-free-space \
+                 {floor}: new messages are refused until there is room"
+            ),
             StoreError::NoThread(error) => write!(f, "cannot start the store thread: {error}"),
             StoreError::Sqlite(text) => f.write_str(text),
         }

@@ -10,7 +10,8 @@
 //! - `batch`: one transaction of inserts, one page read; `schema`: opening the database;
 //! - `file`: noticing the file being removed; `model`, `error`: the values and failures;
 //! - `copies`: `emberchat backup` and `emberchat export`, read from a live database;
-//!   `retention`: deleting what `--keep-messages`/`--keep-days` no longer keep.
+//!   `retention`: deleting what `--keep-messages`/`--keep-days` no longer keep; `space`: the
+//!   free-space floor.
 
 mod batch;
 mod copies;
@@ -20,6 +21,7 @@ mod handle;
 mod model;
 mod retention;
 mod schema;
+mod space;
 #[cfg(test)]
 mod testing;
 mod writer;

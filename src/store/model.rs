@@ -37,6 +37,9 @@ pub struct StoreConfig {
     pub max_queued_bytes: usize,
     /// What is kept: everything by default.
     pub retention: Retention,
+    /// Free bytes the database's filesystem must keep; below them new messages are refused.
+    /// 0 turns the guard off. Default 64 MiB.
+    pub min_free_space: u64,
 }
 
 /// Which messages the store keeps; older ones are deleted in small batches as it goes.
@@ -65,6 +68,7 @@ impl StoreConfig {
             busy_timeout_ms: 5000,
             max_queued_bytes: 4 * 1024 * 1024,
             retention: Retention::default(),
+            min_free_space: 64 * 1024 * 1024,
         }
     }
 }

@@ -9,11 +9,12 @@ use rusqlite::Connection as SqlConnection;
 use tokio::sync::mpsc as async_mpsc;
 use tokio::sync::oneshot;
 
-use super::batch::{read_page, window, write_batch};
+use super::batch::{read_page, unix_millis, window, write_batch};
 use super::error::StoreError;
 use super::file::FileIdentity;
-use super::model::{Committed, Insert, PageLimit, PageRange, Row, StoreConfig, Window};
+use super::model::{Committed, Insert, Outcome, PageLimit, PageRange, Row, StoreConfig, Window};
 use super::retention::{PRUNE_BATCH, Pruner, RetentionStats};
+use super::space::SpaceGuard;
 
 pub type PageReply = oneshot::Sender<Result<Vec<Row>, StoreError>>;
 pub type WindowReply = oneshot::Sender<Result<Window, StoreError>>;
@@ -110,6 +111,7 @@ struct Writer {
     pruner: Pruner,
     /// The last retention step deleted a full batch: more are waiting.
     prune_more: bool,
+    space: SpaceGuard,
 }
 
 /// The store thread: group commit until every handle is dropped.
@@ -123,12 +125,14 @@ pub fn writer(
 ) {
     let identity = watch_file(&config.path);
     let pruner = Pruner::new(config.retention, retention);
+    let space = SpaceGuard::new(config.min_free_space);
     let mut writer = Writer {
         connection,
         config,
         identity,
         pruner,
         prune_more: false,
+        space,
     };
     // What is past the retention already goes at once (a batch at a time, between rounds).
     writer.prune();
@@ -219,10 +223,7 @@ impl Writer {
 
     /// One retention step (also when everything is kept: it keeps the oldest id known).
     fn prune(&mut self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis() as i64);
-        match self.pruner.step(&mut self.connection, now) {
+        match self.pruner.step(&mut self.connection, unix_millis()) {
             Ok(deleted) => {
                 if deleted > 0 {
                     log::debug!("retention: deleted {deleted} messages");
@@ -239,23 +240,36 @@ impl Writer {
     /// Writes every insert of the round in one transaction.
     fn commit(&mut self, inserts: Vec<Insert>) -> Vec<Committed> {
         log::trace!("committing {} messages", inserts.len());
+        // Below the free-space floor nothing is written (the guard logs once per episode).
+        if let Err(error) = self.space.check(&self.config.path) {
+            let time = unix_millis();
+            return inserts
+                .into_iter()
+                .map(|insert| Committed {
+                    insert,
+                    outcome: Outcome::Failed(error.clone()),
+                    time,
+                })
+                .collect();
+        }
         let file = self
             .identity
             .map(|identity| (identity, self.config.path.as_path()));
         write_batch(&mut self.connection, file, inserts)
     }
 
-    fn answer_checks(&self, checks: Vec<oneshot::Sender<Result<(), StoreError>>>) {
+    fn answer_checks(&mut self, checks: Vec<oneshot::Sender<Result<(), StoreError>>>) {
         for reply in checks {
             let _ = reply.send(self.check());
         }
     }
 
     /// The file is still ours and the table can be read.
-    fn check(&self) -> Result<(), StoreError> {
+    fn check(&mut self) -> Result<(), StoreError> {
         if let Some(identity) = self.identity {
             identity.check(&self.config.path)?;
         }
+        self.space.check(&self.config.path)?;
         self.connection
             .query_row(
                 "SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)",
