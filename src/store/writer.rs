@@ -111,6 +111,8 @@ struct Writer {
     pruner: Pruner,
     /// The last retention step deleted a full batch: more are waiting.
     prune_more: bool,
+    /// The last retention step failed (its warning is logged once).
+    prune_failing: bool,
     space: SpaceGuard,
 }
 
@@ -132,6 +134,7 @@ pub fn writer(
         identity,
         pruner,
         prune_more: false,
+        prune_failing: false,
         space,
     };
     // What is past the retention already goes at once (a batch at a time, between rounds).
@@ -228,10 +231,18 @@ impl Writer {
                 if deleted > 0 {
                     log::debug!("retention: deleted {deleted} messages");
                 }
+                if self.prune_failing {
+                    log::info!("retention works again");
+                    self.prune_failing = false;
+                }
                 self.prune_more = deleted == PRUNE_BATCH;
             }
             Err(error) => {
-                log::warn!("retention step failed: {}", StoreError::from(error));
+                // Once per run of failures (a full or read-only disk fails every round).
+                if !self.prune_failing {
+                    log::warn!("retention step failed: {}", StoreError::from(error));
+                    self.prune_failing = true;
+                }
                 self.prune_more = false;
             }
         }
