@@ -139,16 +139,10 @@ mod tests {
     use super::*;
     use crate::store::model::StoreConfig;
     use crate::store::schema::open_connection;
-    use crate::store::testing::temp_db;
+    use crate::store::testing::{column, temp_db};
 
     fn ids(connection: &SqlConnection) -> Vec<i64> {
-        connection
-            .prepare("SELECT id FROM messages ORDER BY id")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+        column(connection, "SELECT id FROM messages ORDER BY id")
     }
 
     #[test]

@@ -143,7 +143,7 @@ pub fn recognize(connection: &SqlConnection) -> Result<Schema, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::temp_db;
+    use crate::store::testing::{column, temp_db};
 
     #[test]
     fn refuses_a_foreign_database() {
@@ -173,13 +173,10 @@ mod tests {
     }
 
     fn columns(connection: &SqlConnection) -> Vec<String> {
-        connection
-            .prepare("SELECT name FROM pragma_table_info('messages') ORDER BY cid")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+        column(
+            connection,
+            "SELECT name FROM pragma_table_info('messages') ORDER BY cid",
+        )
     }
 
     #[test]

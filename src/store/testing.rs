@@ -19,3 +19,14 @@ pub fn insert(content: &str, offset: Option<&str>) -> Insert {
         name: None,
     }
 }
+
+/// The first column of every row `sql` returns.
+pub fn column<T: rusqlite::types::FromSql>(connection: &rusqlite::Connection, sql: &str) -> Vec<T> {
+    connection
+        .prepare(sql)
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}

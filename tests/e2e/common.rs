@@ -469,6 +469,28 @@ impl TutorialServer {
     }
 }
 
+impl TutorialServer {
+    /// Sends `count` acked messages `PREFIX i` with client offsets `PREFIX-i`, as the
+    /// tutorial's client does (tests/js/send.mjs).
+    pub fn send(&self, count: u32, prefix: &str) {
+        let output = Command::new(node())
+            .args([
+                js_script("send.mjs").as_str(),
+                &self.url,
+                &count.to_string(),
+                prefix,
+            ])
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 impl Drop for TutorialServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

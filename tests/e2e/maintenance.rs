@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tungstenite::Message;
 
 use crate::common::{
-    Gateway, TutorialServer, js_script, message_id, metric, node, read_text, repo, scratch_dir,
-    socketio_ws, wait_metric,
+    Gateway, TutorialServer, message_id, metric, read_text, scratch_dir, socketio_ws, wait_metric,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_emberchat");
@@ -107,24 +106,7 @@ fn a_backup_under_a_write_load_holds_every_message_acked_before_it() {
 fn export_of_a_database_the_tutorial_server_wrote() {
     let dir = scratch_dir("export-tutorial");
     let db = dir.join("chat.db");
-    {
-        let tutorial = TutorialServer::start(&db);
-        let output = Command::new(node())
-            .args([
-                js_script("send.mjs").as_str(),
-                &tutorial.url,
-                "12",
-                "tutorial",
-            ])
-            .current_dir(repo())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    TutorialServer::start(&db).send(12, "tutorial");
     let (ok, stdout, stderr) = emberchat(&["export", "--db", db.to_str().unwrap()]);
     assert!(ok, "{stderr}");
     assert!(stderr.contains("12 messages"), "{stderr}");

@@ -153,19 +153,7 @@ fn a_database_written_by_the_tutorial_server_is_upgraded_in_place() {
     let dir = scratch_dir("tutorial-upgrade");
     let db = dir.join("chat.db");
     let send = js_script("send.mjs");
-    {
-        let tutorial = TutorialServer::start(&db);
-        let output = std::process::Command::new(node())
-            .args([send.as_str(), &tutorial.url, "20", "tutorial"])
-            .current_dir(repo())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    TutorialServer::start(&db).send(20, "tutorial");
     assert_eq!(
         columns(&db),
         (
@@ -209,14 +197,7 @@ fn a_database_written_by_the_tutorial_server_is_upgraded_in_place() {
     drop(connection);
 
     // The tutorial's server still runs on the upgraded file.
-    let tutorial = TutorialServer::start(&db);
-    let output = std::process::Command::new(node())
-        .args([send.as_str(), &tutorial.url, "1", "after"])
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    drop(tutorial);
+    TutorialServer::start(&db).send(1, "after");
     let connection = rusqlite::Connection::open(&db).unwrap();
     let last: (i64, String) = connection
         .query_row(
