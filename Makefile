@@ -21,31 +21,8 @@ BIN := target/$(HOST)/release/emberchat
 PREFIX ?= /usr/local
 UNITDIR ?= /etc/systemd/system
 
-# ARM builds with Debian's Rust toolchain (its standard library exists for arm64), without
-# Docker; see README "Run it on a Raspberry Pi" and cross/Cross.toml for cross-rs.
-AARCH64 := aarch64-unknown-linux-gnu
-AARCH64_BIN := target/$(AARCH64)/release/emberchat
-# A guard against growth nobody chose, not a target: raised from 2,500,000 when the memory
-# budgets, catch-up, the Host allow-list and the intake gate took the binary to 2,513,888,
-# and from 2,600,000 when the page became a daily chat (issue 12: about 28 KB more page
-# files, compacted, and 37 KB of code for names, history pages, presence and typing) took it
-# to 2,595,808; backup and export (issue 15) then added one 16 KiB step: 2,612,192 (sizes
-# move in 16 KiB steps, the segment alignment).
-MAX_ARM_BINARY := 2700000
-# Linked statically (glibc's crt-static): the binary runs on any Pi OS whatever its glibc, and
-# under qemu-user here, where dynamically linked aarch64 programs hang in pthread_create.
-# Segments aligned to 16 KiB rather than 64 KiB: loads on 4 KiB and 16 KiB page kernels (the
-# Pi 5's) and saves the padding.
-CROSS_ENV := RUSTC=/usr/bin/rustc \
-	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,max-page-size=16384" \
-	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTFLAGS="-C target-feature=+crt-static" \
-	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
-	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
-	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
-	CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar
-
 .PHONY: all build run bundle test test-deps lint fmt conformance bench fuzz clean install screenshots \
-	cross-aarch64 cross-deps-aarch64 cross-armv7 test-cross autobahn test-autobahn autobahn-sections
+	cross cross-aarch64 cross-deps-aarch64 cross-armv7 cross-deps-armv7 cross-armv6 cross-deps-armv6 test-cross autobahn test-autobahn autobahn-sections
 
 all: build
 
@@ -98,6 +75,52 @@ tests/py/.venv/.installed: tests/py/requirements.txt
 
 # --- ARM ---------------------------------------------------------------------------------------
 
+# Every Raspberry Pi, built on this x86_64 machine with Debian's Rust toolchain (rustc-web at
+# /usr/bin/rustc) and no Docker; README "Run it on a Raspberry Pi", cross/Cross.toml for
+# cross-rs. Each binary is static: it runs on any Pi OS whatever its C library, and under
+# qemu-user here.
+#   aarch64  Pi 3/4/5, Zero 2 W with a 64-bit OS: Debian's arm64 standard library
+#   armv7    Pi 2/3/4, Zero 2 W with a 32-bit OS: glibc, the standard library built from source
+#   armv6    Pi Zero, Zero W, 1 (and every 32-bit Pi): musl from zig, the same build-std route
+AARCH64 := aarch64-unknown-linux-gnu
+AARCH64_BIN := target/$(AARCH64)/release/emberchat
+ARMV7 := armv7-unknown-linux-gnueabihf
+ARMV7_BIN := target/$(ARMV7)/release/emberchat
+ARMV6 := arm-unknown-linux-musleabihf
+ARMV6_BIN := target/$(ARMV6)/release/emberchat
+# A guard against growth nobody chose, not a target: raised from 2,500,000 when the memory
+# budgets, catch-up, the Host allow-list and the intake gate took the binary to 2,513,888,
+# and from 2,600,000 when the page became a daily chat (issue 12: about 28 KB more page
+# files, compacted, and 37 KB of code for names, history pages, presence and typing) took it
+# to 2,595,808; backup, export and retention (issue 15) then added two 16 KiB steps: 2,628,576 (sizes
+# move in 16 KiB steps, the segment alignment).
+MAX_ARM_BINARY := 2700000
+# The 32-bit binaries (Thumb-2 code, smaller) must stay within 2.5 MB.
+MAX_ARM32_BINARY := 2500000
+# Segments aligned to 16 KiB rather than 64 KiB: loads on 4 KiB and 16 KiB page kernels (the
+# Pi 5's) and saves the padding. Static glibc also matters under qemu-user, where dynamically
+# linked aarch64 programs hang in pthread_create.
+CROSS_ENV := RUSTC=/usr/bin/rustc \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,max-page-size=16384" \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTFLAGS="-C target-feature=+crt-static" \
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
+	CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar \
+	CARGO_TARGET_ARM_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-C target-feature=+crt-static -C link-self-contained=no"
+# zig (from PyPI) brings musl built for ARMv6 and links with it; cargo-zigbuild drives it.
+ZIG_VENV := target/toolchains/zig
+ZIGLANG_VERSION := 0.15.2
+CARGO_ZIGBUILD_VERSION := 0.24.1
+
+# Says the size of a binary and fails when it is over its guard: $(1) the binary, $(2) the limit.
+define check_arm_binary
+	@size=$$(stat -c %s $(1)); echo "$(1): $$size bytes"; \
+	if [ $$size -gt $(2) ]; then echo "larger than $(2) bytes"; exit 1; fi
+endef
+
+cross: cross-aarch64 cross-armv7 cross-armv6
+
 # Debian's rustc-web must match its arm64 standard library exactly; apt installs them together.
 cross-deps-aarch64:
 	@if ! dpkg --print-foreign-architectures | grep -qx arm64 || ! dpkg -s libstd-rust-web-dev:arm64 >/dev/null 2>&1 \
@@ -110,30 +133,47 @@ cross-deps-aarch64:
 
 cross-aarch64: $(BUNDLE) cross-deps-aarch64
 	$(CROSS_ENV) $(CARGO) build --release --locked --target $(AARCH64)
-	@size=$$(stat -c %s $(AARCH64_BIN)); echo "$(AARCH64_BIN): $$size bytes"; \
-	if [ $$size -gt $(MAX_ARM_BINARY) ]; then echo "larger than $(MAX_ARM_BINARY) bytes"; exit 1; fi
+	$(call check_arm_binary,$(AARCH64_BIN),$(MAX_ARM_BINARY))
 
-# armhf (Pi 2/3/4 on a 32-bit OS): builds when Debian offers a libstd-rust-web-dev:armhf that
-# matches rustc-web and is installable beside this machine's packages; otherwise says why.
-cross-armv7: $(BUNDLE)
-	@set -e; added=; \
-	if ! dpkg --print-foreign-architectures | grep -qx armhf; then dpkg --add-architecture armhf; added=1; fi; \
-	apt-get update -qq >/dev/null 2>&1 || true; \
-	rustc_v=$$(apt-cache policy rustc-web | awk '/Candidate/ {print $$2}'); \
-	std_v=$$(apt-cache policy libstd-rust-web-dev:armhf | awk '/Candidate/ {print $$2}'); \
-	if [ "$$rustc_v" != "$$std_v" ] || ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    rustc-web=$$rustc_v libstd-rust-web-dev:armhf=$$std_v gcc-arm-linux-gnueabihf >/dev/null 2>&1; then \
-	  echo "cross-armv7: Debian's armhf Rust standard library ($$std_v) cannot be installed to match"; \
-	  echo "rustc-web ($$rustc_v) here: see README, 'Run it on a Raspberry Pi'."; \
-	  if [ -n "$$added" ]; then dpkg --remove-architecture armhf; fi; exit 1; \
+# No armhf architecture is added to dpkg: rust-web-src is architecture-independent and the
+# cross compiler and its C library are amd64 packages.
+cross-deps-armv7:
+	@if [ ! -d /usr/lib/rustlib/src/rust/library ] || [ ! -x /usr/bin/rustc ] \
+	    || ! command -v arm-linux-gnueabihf-gcc >/dev/null || ! command -v qemu-arm >/dev/null; then \
+	  echo "installing the armv7 cross toolchain (Debian packages)"; \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    rustc-web cargo-web rust-web-src gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user >/dev/null; \
 	fi
-	$(CROSS_ENV) $(CARGO) build --release --locked --target armv7-unknown-linux-gnueabihf
-	@ls -l target/armv7-unknown-linux-gnueabihf/release/emberchat
+	@rustc_v=$$(/usr/bin/rustc -V | cut -d' ' -f2); src_v=$$(dpkg-query -W -f='$${Version}' rust-web-src); \
+	case "$$src_v" in "$$rustc_v"+*) ;; *) echo "rust-web-src $$src_v does not match rustc-web $$rustc_v"; exit 1;; esac
 
-# The aarch64 binary under qemu-user, chatting with the official client (tests/e2e/cross.rs).
-CROSS_TEST := cross::aarch64_binary_chats_under_qemu
-test-cross: cross-aarch64 test-deps
-	EMBERCHAT_TEST_ARM_BIN=$(AARCH64_BIN) $(CARGO) test --locked --test e2e -- --ignored --exact $(CROSS_TEST)
+# Debian ships no armhf standard library that matches rustc-web and installs beside arm64's, so
+# the 32-bit builds compile it from rust-web-src (the same version as rustc-web, any
+# architecture). -Zbuild-std is unstable: RUSTC_BOOTSTRAP lets the stable compiler accept it.
+cross-armv7: $(BUNDLE) cross-deps-armv7
+	$(CROSS_ENV) RUSTC_BOOTSTRAP=1 $(CARGO) build -Zbuild-std=std,panic_unwind --release --locked --target $(ARMV7)
+	$(call check_arm_binary,$(ARMV7_BIN),$(MAX_ARM32_BINARY))
+
+$(ZIG_VENV)/.installed:
+	rm -rf $(ZIG_VENV) && python3 -m venv $(ZIG_VENV)
+	$(ZIG_VENV)/bin/pip install --quiet --disable-pip-version-check \
+	  ziglang==$(ZIGLANG_VERSION) cargo-zigbuild==$(CARGO_ZIGBUILD_VERSION)
+	touch $@
+
+cross-deps-armv6: cross-deps-armv7 $(ZIG_VENV)/.installed
+
+# Without link-self-contained=no rustc asks for its own musl crt1.o, which Debian does not ship;
+# zig supplies the C runtime instead.
+cross-armv6: $(BUNDLE) cross-deps-armv6
+	PATH="$(CURDIR)/$(ZIG_VENV)/bin:$$PATH" $(CROSS_ENV) RUSTC_BOOTSTRAP=1 \
+	  $(CARGO) zigbuild -Zbuild-std=std,panic_unwind --release --locked --target $(ARMV6)
+	$(call check_arm_binary,$(ARMV6_BIN),$(MAX_ARM32_BINARY))
+
+# Each ARM binary under qemu-user with the CPU of the oldest board it claims, chatting with the
+# official client (tests/e2e/cross.rs).
+CROSS_TEST := cross::
+test-cross: cross test-deps
+	$(CARGO) test --locked --test e2e -- --ignored $(CROSS_TEST)
 
 # --- install -------------------------------------------------------------------------------------
 
@@ -156,7 +196,7 @@ lint:
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 # A plain `cargo test` skips the tests that need what test-deps installs (or root): they are
-# #[ignore = "needs ..."]. Here they all run; the aarch64 one in test-cross, after its build.
+# #[ignore = "needs ..."]. Here they all run; the ARM ones in test-cross, after their builds.
 test: test-deps lint
 	$(CARGO) test --locked --all-targets -- --include-ignored --skip $(CROSS_TEST)
 	$(MAKE) test-autobahn

@@ -14,7 +14,7 @@
 //! - `hostile_input`: malformed input and socket.io's security history, one class per test.
 //! - `storage`: bad databases, full disks, removed files, filesystems turning read-only.
 //! - `service`: SIGTERM, systemd notifications, socket activation, unit files, journald.
-//! - `cross`: the aarch64 build under qemu-user (`make test-cross`).
+//! - `cross`: the ARM builds under qemu-user, each on its oldest board's CPU (`make test-cross`).
 //!
 //! `common` starts the gateway and holds the raw HTTP, polling and WebSocket helpers; the
 //! client programs are in tests/js (sharing tests/js/e2e_common.mjs) and tests/py (sharing
