@@ -22,7 +22,7 @@ PREFIX ?= /usr/local
 UNITDIR ?= /etc/systemd/system
 
 .PHONY: all build run bundle test test-deps lint fmt conformance bench fuzz clean install screenshots \
-	cross cross-aarch64 cross-deps-aarch64 cross-armv7 cross-deps-armv7 cross-armv6 cross-deps-armv6 test-cross autobahn test-autobahn autobahn-sections
+	cross cross-aarch64 cross-deps-aarch64 cross-armv7 cross-deps-armv7 cross-armv6 cross-deps-armv6 test-cross deb test-packages autobahn test-autobahn autobahn-sections
 
 all: build
 
@@ -175,9 +175,32 @@ CROSS_TEST := cross::
 test-cross: cross test-deps
 	$(CARGO) test --locked --test e2e -- --ignored $(CROSS_TEST)
 
+# --- Debian packages -------------------------------------------------------------------------
+
+# One package per binary, built by dpkg-deb (cross/deb/build.sh): amd64 from the host build,
+# arm64 from aarch64, armhf from armv7 (`emberchat`) and from armv6 (`emberchat-armv6`, for the
+# Pi Zero, Zero W and 1). README "Install the package".
+DEB_VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+DEB_DIR := target/deb
+deb: build cross
+	@command -v dpkg-deb >/dev/null || { (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpkg >/dev/null; }
+	rm -rf $(DEB_DIR)
+	cross/deb/build.sh $(BIN) amd64 $(DEB_VERSION) $(DEB_DIR)
+	cross/deb/build.sh $(AARCH64_BIN) arm64 $(DEB_VERSION) $(DEB_DIR)
+	cross/deb/build.sh $(ARMV7_BIN) armhf $(DEB_VERSION) $(DEB_DIR) armv7
+	cross/deb/build.sh $(ARMV6_BIN) armhf $(DEB_VERSION) $(DEB_DIR) armv6
+	@ls -l $(DEB_DIR)
+
+# The packages inspected, and the amd64 one installed, upgraded, removed and purged with dpkg
+# on a scratch root (tests/e2e/package.rs).
+PACKAGE_TEST := package::
+test-packages: deb test-deps
+	$(CARGO) test --locked --test e2e -- --include-ignored $(PACKAGE_TEST)
+
 # --- install -------------------------------------------------------------------------------------
 
-# Installs the binary ($(BIN), or BIN=... such as the aarch64 one) and the systemd units.
+# Installs the binary ($(BIN), or BIN=... such as the aarch64 one), the systemd units, and the
+# Avahi announcement where Avahi is. The Debian package does the same (make deb).
 install:
 	@test -x "$(BIN)" || { echo "$(BIN) is missing: run make build (or make cross-aarch64 and pass BIN=$(AARCH64_BIN))"; exit 1; }
 	install -Dm755 "$(BIN)" "$(DESTDIR)$(PREFIX)/bin/emberchat"
@@ -190,17 +213,22 @@ install:
 	install -m644 cross/systemd/emberchat-backup.timer "$(DESTDIR)$(UNITDIR)/emberchat-backup.timer"
 	@if [ ! -e "$(DESTDIR)/etc/default/emberchat" ]; then \
 	  install -Dm644 cross/systemd/emberchat.env "$(DESTDIR)/etc/default/emberchat"; fi
+	@if [ -d "$(DESTDIR)/etc/avahi/services" ]; then \
+	  install -m644 cross/avahi/emberchat.service "$(DESTDIR)/etc/avahi/services/emberchat.service"; \
+	  echo "announced on the LAN by Avahi (port 3000: edit /etc/avahi/services/emberchat.service for another)"; fi
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 # A plain `cargo test` skips the tests that need what test-deps installs (or root): they are
-# #[ignore = "needs ..."]. Here they all run; the ARM ones in test-cross, after their builds.
+# #[ignore = "needs ..."]. Here they all run; the ARM ones in test-cross and the packages' in
+# test-packages, after their builds.
 test: test-deps lint
-	$(CARGO) test --locked --all-targets -- --include-ignored --skip $(CROSS_TEST)
+	$(CARGO) test --locked --all-targets -- --include-ignored --skip $(CROSS_TEST) --skip $(PACKAGE_TEST)
 	$(MAKE) test-autobahn
 	$(MAKE) test-cross
+	$(MAKE) test-packages
 
 fmt:
 	$(CARGO) fmt --all

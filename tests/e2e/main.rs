@@ -15,6 +15,8 @@
 //! - `storage`: bad databases, full disks, removed files, filesystems turning read-only.
 //! - `service`: SIGTERM, systemd notifications, socket activation, unit files, journald.
 //! - `cross`: the ARM builds under qemu-user, each on its oldest board's CPU (`make test-cross`).
+//! - `package`: the Debian packages, inspected and installed, upgraded and purged with dpkg
+//!   (`make test-packages`).
 //!
 //! `common` starts the gateway and holds the raw HTTP, polling and WebSocket helpers; the
 //! client programs are in tests/js (sharing tests/js/e2e_common.mjs) and tests/py (sharing
@@ -35,6 +37,7 @@ mod extended;
 mod hostile_input;
 mod limits;
 mod maintenance;
+mod package;
 mod page;
 mod protocol;
 mod recovery;
