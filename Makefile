@@ -100,7 +100,10 @@ MAX_ARM32_BINARY := 2500000
 # Segments aligned to 16 KiB rather than 64 KiB: loads on 4 KiB and 16 KiB page kernels (the
 # Pi 5's) and saves the padding. Static glibc also matters under qemu-user, where dynamically
 # linked aarch64 programs hang in pthread_create.
-CROSS_ENV := RUSTC=/usr/bin/rustc \
+# RUSTC_BOOTSTRAP=1 for all three, though only the 32-bit builds need it (-Zbuild-std): build
+# scripts and proc macros are compiled for this machine into one shared folder, and a change of
+# that variable between builds would have each rebuild them and everything above them.
+CROSS_ENV := RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,max-page-size=16384" \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
 	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
@@ -151,7 +154,7 @@ cross-deps-armv7:
 # the 32-bit builds compile it from rust-web-src (the same version as rustc-web, any
 # architecture). -Zbuild-std is unstable: RUSTC_BOOTSTRAP lets the stable compiler accept it.
 cross-armv7: $(BUNDLE) cross-deps-armv7
-	$(CROSS_ENV) RUSTC_BOOTSTRAP=1 $(CARGO) build -Zbuild-std=std,panic_unwind --release --locked --target $(ARMV7)
+	$(CROSS_ENV) $(CARGO) build -Zbuild-std=std,panic_unwind --release --locked --target $(ARMV7)
 	$(call check_arm_binary,$(ARMV7_BIN),$(MAX_ARM32_BINARY))
 
 $(ZIG_VENV)/.installed:
@@ -165,7 +168,7 @@ cross-deps-armv6: cross-deps-armv7 $(ZIG_VENV)/.installed
 # Without link-self-contained=no rustc asks for its own musl crt1.o, which Debian does not ship;
 # zig supplies the C runtime instead.
 cross-armv6: $(BUNDLE) cross-deps-armv6
-	PATH="$(CURDIR)/$(ZIG_VENV)/bin:$$PATH" $(CROSS_ENV) RUSTC_BOOTSTRAP=1 \
+	PATH="$(CURDIR)/$(ZIG_VENV)/bin:$$PATH" $(CROSS_ENV) \
 	  $(CARGO) zigbuild -Zbuild-std=std,panic_unwind --release --locked --target $(ARMV6)
 	$(call check_arm_binary,$(ARMV6_BIN),$(MAX_ARM32_BINARY))
 
