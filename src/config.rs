@@ -9,6 +9,7 @@ use std::time::Duration;
 use log::LevelFilter;
 
 use crate::chat::ChatConfig;
+use crate::cluster::RedisAddress;
 use crate::engineio::EngineConfig;
 use crate::http::{HttpLimits, MIN_HEADER_BYTES};
 use crate::socketio::SocketIoConfig;
@@ -36,6 +37,12 @@ pub struct Config {
     /// Host names served besides addresses, `localhost`, `.local` names and this machine's
     /// hostname (`--allow-host`); any other `Host` gets 421 (DNS rebinding).
     pub allowed_hosts: Vec<String>,
+    /// Cluster mode (`--redis`): the chat's log is this Redis's stream, not the database.
+    pub redis: Option<RedisAddress>,
+    /// The stream's key (`--redis-stream`). Default `socket.io`, the adapter's.
+    pub redis_stream: String,
+    /// Entries the stream keeps (`--redis-max-len`). Default 1,000,000.
+    pub redis_max_len: u64,
 }
 
 impl Default for Config {
@@ -52,6 +59,9 @@ impl Default for Config {
             chat: ChatConfig::default(),
             http: HttpLimits::default(),
             allowed_hosts: Vec::new(),
+            redis: None,
+            redis_stream: "socket.io".to_owned(),
+            redis_max_len: 1_000_000,
         }
     }
 }
@@ -102,6 +112,8 @@ pub enum BadValue {
     NotALogLevel(String),
     NotAnOrigin(String),
     NotAHostName(String),
+    NotARedisAddress(String),
+    NotAStreamName(String),
     EmptyToken,
     BelowMinimum { value: usize, minimum: usize },
 }
@@ -128,6 +140,16 @@ impl fmt::Display for BadValue {
                 f,
                 "`{value}` is not a host name like chat.example.org (letters, digits, - and .; no port)"
             ),
+            BadValue::NotARedisAddress(problem) => write!(
+                f,
+                "not a Redis address like redis://127.0.0.1:6379/0: {problem}"
+            ),
+            BadValue::NotAStreamName(value) => {
+                write!(
+                    f,
+                    "`{value}` is not a stream name (1 to 200 visible characters)"
+                )
+            }
             BadValue::EmptyToken => f.write_str("the token is empty"),
             BadValue::BelowMinimum { value, minimum } => {
                 write!(f, "{value} is below the minimum of {minimum}")
@@ -153,6 +175,8 @@ pub enum ConfigError {
     OutboundBelowQueue,
     /// `emberchat backup` without the file to write.
     NoBackupFile,
+    /// `--redis` given to a build without cluster mode (the `redis` feature).
+    NoClusterMode,
 }
 
 impl fmt::Display for ConfigError {
@@ -173,6 +197,10 @@ impl fmt::Display for ConfigError {
             ConfigError::NoBackupFile => {
                 f.write_str("backup needs the file to write: emberchat backup [--db PATH] OUT")
             }
+            ConfigError::NoClusterMode => f.write_str(
+                "--redis: this emberchat was built without cluster mode; build it with \
+                 `make build FEATURES=redis` (README, \"Several boards, one chat\")",
+            ),
         }
     }
 }
@@ -239,6 +267,13 @@ Options (each also read from the environment variable shown):
                              replays wait their turn [EMBERCHAT_REPLAY_MEMORY] (default 8388608)
   --recovery-window MS       connection state recovery window, 0 = off
                              [EMBERCHAT_RECOVERY_WINDOW] (default 120000)
+  --redis URL                cluster mode: keep the chat in this Redis's stream, shared with
+                             other gateways and Node socket.io servers using socket.io's Redis
+                             Streams adapter, instead of the database; redis://[:PASSWORD@]
+                             HOST[:PORT][/DB] [EMBERCHAT_REDIS] (default none: one board)
+  --redis-stream NAME        the stream's key [EMBERCHAT_REDIS_STREAM] (default socket.io)
+  --redis-max-len N          entries the stream keeps, trimmed with MAXLEN ~: the chat's
+                             history [EMBERCHAT_REDIS_MAX_LEN] (default 1000000)
   --log-level LEVEL          error, warn, info, debug or trace [EMBERCHAT_LOG_LEVEL] (default info)
   -h, --help                 print this help
   -V, --version              print the version
@@ -272,6 +307,9 @@ const OPTIONS: &[(&str, &str)] = &[
     ("inbound-memory", "EMBERCHAT_INBOUND_MEMORY"),
     ("max-queue-bytes", "EMBERCHAT_MAX_QUEUE_BYTES"),
     ("outbound-memory", "EMBERCHAT_OUTBOUND_MEMORY"),
+    ("redis", "EMBERCHAT_REDIS"),
+    ("redis-stream", "EMBERCHAT_REDIS_STREAM"),
+    ("redis-max-len", "EMBERCHAT_REDIS_MAX_LEN"),
     ("log-level", "EMBERCHAT_LOG_LEVEL"),
 ];
 
@@ -454,6 +492,18 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), BadValue> {
             config.socketio.recovery_window = (!window.is_zero()).then_some(window);
             config.chat.recovery_offsets = !window.is_zero();
         }
+        "redis" => {
+            config.redis = Some(RedisAddress::parse(value).map_err(BadValue::NotARedisAddress)?);
+        }
+        "redis-stream" => {
+            let valid =
+                (1..=200).contains(&value.len()) && value.chars().all(|c| c.is_ascii_graphic());
+            if !valid {
+                return Err(BadValue::NotAStreamName(value.to_owned()));
+            }
+            config.redis_stream = value.to_owned();
+        }
+        "redis-max-len" => config.redis_max_len = number(value)? as u64,
         "log-level" => {
             config.log_level = value
                 .parse()
@@ -495,11 +545,15 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ("replay-memory", config.chat.replay_memory as u128),
         ("inbound-memory", config.engine.inbound_memory as u128),
         ("outbound-memory", config.engine.outbound_memory as u128),
+        ("redis-max-len", config.redis_max_len as u128),
     ];
     for (flag, value) in positive {
         if value == 0 {
             return Err(ConfigError::Zero { flag });
         }
+    }
+    if config.redis.is_some() && !cfg!(feature = "redis") {
+        return Err(ConfigError::NoClusterMode);
     }
     if config.chat.max_message_bytes >= config.engine.max_payload {
         return Err(ConfigError::MessageNotBelowPayload);

@@ -9,13 +9,26 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::assets;
-use crate::chat::Chat;
+use crate::chat::{Chat, MessageLog};
+#[cfg(feature = "redis")]
+use crate::cluster::{StreamLog, StreamSettings};
 use crate::config::Config;
 use crate::engineio::{CloseReason, Engine};
 use crate::host::HostAllowList;
 use crate::http::{self, HealthCheck, Router, Status, Unhealthy};
 use crate::socketio::Server;
 use crate::store::{OpenError, Store, StoreConfig, StoreError};
+
+/// What the shared stream's tail sends the chat (cluster mode; nothing in a build without it).
+#[cfg(feature = "redis")]
+type TailEvents = tokio::sync::mpsc::UnboundedReceiver<crate::cluster::TailEvent>;
+#[cfg(not(feature = "redis"))]
+type TailEvents = std::convert::Infallible;
+
+#[cfg(feature = "redis")]
+/// How long a client offset is remembered in cluster mode, so that a retry within it is
+/// stored once (clients retry within seconds or minutes; a day covers a laptop's sleep).
+const OFFSET_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// How long transports get to flush their close packets when the gateway stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
@@ -39,13 +52,31 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     lifecycle: impl Fn(Lifecycle),
 ) -> Result<(), OpenError> {
-    let mut store_config = StoreConfig::new(&config.db);
-    store_config.synchronous = config.synchronous;
-    store_config.retention = config.retention;
-    store_config.min_free_space = config.min_free_space;
-    let (store, results) = Store::open(store_config)?;
+    let (messages, results, tail) = match &config.redis {
+        None => {
+            let mut store_config = StoreConfig::new(&config.db);
+            store_config.synchronous = config.synchronous;
+            store_config.retention = config.retention;
+            store_config.min_free_space = config.min_free_space;
+            let (store, results) = Store::open(store_config)?;
+            (MessageLog::new(store), results, None::<TailEvents>)
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(_) => unreachable!("config::validate refuses --redis without the redis feature"),
+        #[cfg(feature = "redis")]
+        Some(address) => {
+            let (stream, results, events) = StreamLog::start(StreamSettings {
+                address: address.clone(),
+                stream: config.redis_stream.clone(),
+                max_len: config.redis_max_len,
+                offset_lifetime: OFFSET_LIFETIME,
+                max_message_bytes: config.chat.max_message_bytes,
+            });
+            (MessageLog::shared(stream), results, Some(events))
+        }
+    };
     let mut server = Server::new(config.socketio.clone());
-    let chat = server.add_namespace("/", |hub| Chat::new(config.chat.clone(), store, hub));
+    let chat = server.add_namespace("/", |hub| Chat::new(config.chat.clone(), messages, hub));
     let engine = Engine::new(config.engine.clone(), Rc::new(server));
     let intake = chat.clone();
     engine.set_intake(move || intake.accepting());
@@ -60,6 +91,10 @@ pub async fn run(
             .hosts(HostAllowList::new(&config.allowed_hosts)),
     );
     let commits = tokio::task::spawn_local(chat.clone().run_commits(results));
+    #[cfg(feature = "redis")]
+    let tail = tail.map(|events| tokio::task::spawn_local(chat.clone().run_tail(events)));
+    #[cfg(not(feature = "redis"))]
+    let tail: Option<tokio::task::JoinHandle<()>> = tail.map(|never| match never {});
 
     match assets::client_bundle_version() {
         Some(version) => log::debug!("serving the Socket.IO client {version}"),
@@ -67,13 +102,16 @@ pub async fn run(
             "this build has no Socket.IO client bundle: the page cannot connect (see README)"
         ),
     }
+    let kept_in = match &config.redis {
+        None => format!("database {}", config.db.display()),
+        Some(address) => format!("shared log {address}, stream {}", config.redis_stream),
+    };
     log::info!(
-        "emberchat {} listening on http://{}, database {}",
+        "emberchat {} listening on http://{}, {kept_in}",
         env!("CARGO_PKG_VERSION"),
         listener
             .local_addr()
             .map_or_else(|_| "?".into(), |a| a.to_string()),
-        config.db.display()
     );
     // The listener is bound and accepting (the kernel queues connections from now on).
     lifecycle(Lifecycle::Ready);
@@ -88,6 +126,10 @@ pub async fn run(
     }
     commits.abort();
     let _ = commits.await;
+    if let Some(tail) = tail {
+        tail.abort();
+        let _ = tail.await;
+    }
     chat.close_store();
     Ok(())
 }
@@ -107,6 +149,7 @@ impl Status for GatewayStatus {
                     StoreError::LowSpace { .. } => {
                         "the database's disk has less free space than --min-free-space"
                     }
+                    StoreError::Redis(_) => "the shared log (Redis) cannot be reached",
                     _ => "the database cannot be read",
                 },
                 detail: error.into(),

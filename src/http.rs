@@ -153,10 +153,10 @@ impl Router {
                 _ => {}
             }
         }
-        if self.serve_assets {
-            if let Some(asset) = assets::find(path) {
-                return serve_asset(&request, asset);
-            }
+        if self.serve_assets
+            && let Some(asset) = assets::find(path)
+        {
+            return serve_asset(&request, asset);
         }
         let trimmed = path.trim_end_matches('/');
         if let Some((_, engine)) = self.endpoints.iter().find(|(p, _)| p == trimmed) {

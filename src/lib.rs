@@ -11,6 +11,8 @@
 //! - [`socketio`]: Socket.IO v5: codec, namespaces, sockets with the application's data,
 //!   acks, ordered broadcast, paced backlogs, connection state recovery (no sockets).
 //! - [`engineio`]: Engine.IO v4: codecs, session state, heartbeat (no sockets).
+//! - `cluster`: the shared log in Redis for several gateways (`--redis`): socket.io's
+//!   Redis Streams adapter's entries, appends, the tail, paged reads.
 //! - `store`: SQLite on its own thread, group commit.
 //! - [`json`]: a bounded JSON scanner; Socket.IO payloads stay raw text; `budget`: a byte
 //!   budget shared by many holders.
@@ -22,6 +24,7 @@
 pub(crate) mod assets;
 pub(crate) mod budget;
 pub(crate) mod chat;
+pub(crate) mod cluster;
 pub mod config;
 pub mod engineio;
 pub mod fdlimit;

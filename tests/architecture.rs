@@ -18,6 +18,7 @@ const LAYERS: &[&str] = &[
     "transport",
     "chat",
     "socketio",
+    "cluster",
     "store",
     "engineio",
 ];
@@ -235,10 +236,10 @@ fn module_graph(src: &Path) -> Graph {
         paths.extend(inline_paths(&code));
         let edges = graph.entry(module.clone()).or_default();
         for path in paths {
-            if let Some(target) = resolve(module, &path, &modules) {
-                if &target != module {
-                    edges.insert(target);
-                }
+            if let Some(target) = resolve(module, &path, &modules)
+                && &target != module
+            {
+                edges.insert(target);
             }
         }
     }

@@ -135,12 +135,12 @@ impl Conn {
     /// The next whole frame in the buffer: its opcode and payload range.
     fn next_frame(&mut self) -> io::Result<(u8, std::ops::Range<usize>)> {
         loop {
-            if let Some((opcode, header, len)) = parse_header(&self.buf[self.start..self.end]) {
-                if self.end - self.start >= header + len {
-                    let payload = self.start + header..self.start + header + len;
-                    self.start += header + len;
-                    return Ok((opcode, payload));
-                }
+            if let Some((opcode, header, len)) = parse_header(&self.buf[self.start..self.end])
+                && self.end - self.start >= header + len
+            {
+                let payload = self.start + header..self.start + header + len;
+                self.start += header + len;
+                return Ok((opcode, payload));
             }
             self.fill()?;
         }

@@ -14,7 +14,9 @@ use super::commits::{self, Commits, Delivery, NOT_STORED};
 use super::config::ChatConfig;
 use super::history::{self, ReplaySettings};
 use super::member::ChatSocket;
-use super::message::{self, CHAT_EVENT, Limits};
+#[cfg(feature = "redis")]
+use super::message::Stored;
+use super::message::{self, CHAT_EVENT, Ids, Limits};
 use super::message_log::MessageLog;
 use super::metrics::ChatMetrics;
 use super::names;
@@ -23,9 +25,11 @@ use super::peers::Peers;
 use super::presence::Presence;
 use super::rate::SendBudget;
 use super::replay_memory::ReplayMemory;
+#[cfg(feature = "redis")]
+use crate::cluster::TailEvent;
 use crate::logger::{Tally, Throttle, untrusted};
 use crate::socketio::{DisconnectReason, Event, Hub, NamespaceHandler, Refusal, Socket};
-use crate::store::{Committed, PageLimit, Store, StoreError};
+use crate::store::{Committed, PageLimit, StoreError};
 
 /// The chat application.
 pub struct Chat {
@@ -57,8 +61,9 @@ const TYPING_RATE: u32 = 10;
 const PRESENCE_DELAY: Duration = Duration::from_millis(250);
 
 impl Chat {
-    /// The chat over `store`, broadcasting to the sockets of `hub`.
-    pub fn new(config: ChatConfig, store: Store, hub: Rc<Hub<ChatSocket>>) -> Rc<Chat> {
+    /// The chat over `messages` (the store, or the shared stream), broadcasting to the
+    /// sockets of `hub`.
+    pub fn new(config: ChatConfig, messages: MessageLog, hub: Rc<Hub<ChatSocket>>) -> Rc<Chat> {
         let replay_memory = Rc::new(ReplayMemory::new(
             config.replay_memory,
             replay_page(&config),
@@ -71,28 +76,65 @@ impl Chat {
             typing_budget: SendBudget::new(TYPING_RATE, Instant::now()),
             config,
             hub,
-            messages: Rc::new(MessageLog::new(store)),
+            messages: Rc::new(messages),
             commits: Commits::default(),
             metrics: Rc::new(ChatMetrics::default()),
         })
     }
 
-    /// Broadcasts and acks stored messages as their transactions commit, in id order.
+    /// How messages go out now.
+    fn delivery(&self) -> Delivery<'_> {
+        Delivery {
+            messages: &self.messages,
+            hub: &self.hub,
+            metrics: &self.metrics,
+            recovery_offsets: self.config.recovery_offsets,
+            any_extended: self.presence.any_extended(),
+            broadcast_on_commit: self.messages.ids() == Ids::Rows,
+        }
+    }
+
+    /// Acks stored messages as their transactions commit (or Redis takes them), and
+    /// broadcasts them in id order (one board).
     pub async fn run_commits(self: Rc<Self>, mut results: UnboundedReceiver<Vec<Committed>>) {
         while let Some(batch) = results.recv().await {
-            let delivery = Delivery {
-                messages: &self.messages,
-                hub: &self.hub,
-                metrics: &self.metrics,
-                recovery_offsets: self.config.recovery_offsets,
-                any_extended: self.presence.any_extended(),
-            };
+            let delivery = self.delivery();
             for committed in batch {
                 self.commits.committed(committed, &delivery);
             }
             // Let the transports write this batch out before the next one queues more, so a
             // burst of commits does not pile up in the clients' queues (which are bounded).
             tokio::task::yield_now().await;
+        }
+    }
+
+    /// Broadcasts what the shared stream delivers, in its order (cluster mode).
+    #[cfg(feature = "redis")]
+    pub async fn run_tail(self: Rc<Self>, mut events: UnboundedReceiver<TailEvent>) {
+        while let Some(event) = events.recv().await {
+            match event {
+                TailEvent::Positioned(key) => self.messages.positioned(key),
+                TailEvent::Entries(entries) => {
+                    let delivery = self.delivery();
+                    for entry in &entries {
+                        let message = &entry.message;
+                        // Names come from other servers: only what this one would take.
+                        let name = message
+                            .name
+                            .as_deref()
+                            .and_then(|name| names::check(name).ok());
+                        let stored = Stored {
+                            id: entry.key,
+                            content: &message.content,
+                            name,
+                            time: message.time,
+                            client_offset: None,
+                        };
+                        commits::delivered(&stored, &delivery);
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
         }
     }
 
@@ -128,7 +170,7 @@ impl Chat {
 
     /// Highest message id broadcast (or stored before start).
     pub fn last_id(&self) -> i64 {
-        self.messages.last_broadcast()
+        self.messages.last_known()
     }
 
     /// The oldest message id kept, and the messages retention deleted since start.
@@ -199,12 +241,13 @@ impl NamespaceHandler for Chat {
         ))
     }
 
-    /// Offsets are row ids this gateway broadcast: one it never gave out cannot say what the
+    /// Offsets are ids this gateway broadcast: one it never gave out cannot say what the
     /// client missed, so recovery fails and the offset replay takes over.
     fn accepts_offset(&self, offset: &str) -> bool {
-        offset
-            .parse::<i64>()
-            .is_ok_and(|id| (0..=self.messages.last_broadcast()).contains(&id))
+        self.messages
+            .ids()
+            .key_of(offset)
+            .is_some_and(|id| (0..=self.messages.last_broadcast()).contains(&id))
     }
 
     fn on_connect(self: &Rc<Self>, socket: &Rc<Socket<ChatSocket>>, auth: &str) {
@@ -212,8 +255,8 @@ impl NamespaceHandler for Chat {
         // `auth.serverOffset`. Clamped to what exists, so a client that remembers more than
         // this database holds (say, after a reset) still gets new messages.
         let after = match socket.recovered_offset() {
-            Some(offset) => offset.parse().unwrap_or(0),
-            None => history::server_offset(auth),
+            Some(offset) => self.messages.ids().key_of(offset).unwrap_or(0),
+            None => history::server_offset(auth, self.messages.ids()),
         };
         let last = self.messages.last_broadcast();
         let after = after.min(last);

@@ -36,6 +36,9 @@ pub struct Delivery<'a> {
     pub recovery_offsets: bool,
     /// Some socket takes the extended form: encode it too.
     pub any_extended: bool,
+    /// A commit is broadcast as it is acked (the store); in cluster mode the stream's tail
+    /// broadcasts instead, for every gateway in the stream's order.
+    pub broadcast_on_commit: bool,
 }
 
 impl Commits {
@@ -55,22 +58,24 @@ impl Commits {
         let reply = sender.clone().zip(waiting.and_then(|w| w.ack));
         match committed.outcome {
             Outcome::Stored(id) => {
-                delivery.messages.set_last_broadcast(id);
                 delivery.metrics.count_stored();
-                let insert = &committed.insert;
-                let stored = Stored {
-                    id,
-                    content: &insert.content,
-                    name: insert.name.as_deref(),
-                    time: Some(committed.time),
-                    client_offset: None,
-                };
-                broadcast(
-                    &stored,
-                    sender.as_deref(),
-                    insert.client_offset.as_deref(),
-                    delivery,
-                );
+                if delivery.broadcast_on_commit {
+                    delivery.messages.set_last_broadcast(id);
+                    let insert = &committed.insert;
+                    let stored = Stored {
+                        id,
+                        content: &insert.content,
+                        name: insert.name.as_deref(),
+                        time: Some(committed.time),
+                        client_offset: None,
+                    };
+                    broadcast(
+                        &stored,
+                        sender.as_deref(),
+                        insert.client_offset.as_deref(),
+                        delivery,
+                    );
+                }
                 if let Some((socket, ack)) = reply {
                     ack_stored(&socket, ack, id);
                 }
@@ -91,6 +96,14 @@ impl Commits {
             }
         }
     }
+}
+
+/// Broadcasts a message the shared stream delivered (cluster mode), numbered by its key.
+/// Its sender learns it was stored from its ack: the entry carries no client offset.
+#[cfg(feature = "redis")]
+pub fn delivered(stored: &Stored<'_>, delivery: &Delivery<'_>) {
+    delivery.messages.set_last_broadcast(stored.id);
+    broadcast(stored, None, None, delivery);
 }
 
 /// Which of the forms below a socket gets.
@@ -115,7 +128,13 @@ fn broadcast(
             Form::Extended => message.content.len() + message::OVERHEAD + message.extra_len(),
         };
         delivery.hub.encode_event(CHAT_EVENT, capacity, |args| {
-            message::write_args(args, message, form, delivery.recovery_offsets)
+            message::write_args(
+                args,
+                message,
+                form,
+                delivery.messages.ids(),
+                delivery.recovery_offsets,
+            )
         })
     };
     let tutorial = encode(stored, Form::Tutorial);

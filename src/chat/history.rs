@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::member::ChatSocket;
-use super::message::{self, CHAT_EVENT, Form, Stored};
+use super::message::{self, CHAT_EVENT, Form, Ids, Stored};
 use super::message_log::MessageLog;
 use super::metrics::ChatMetrics;
 use super::replay_memory::{ReplayMemory, Reservation};
@@ -17,9 +17,9 @@ use crate::store::{PageLimit, PageRange, PageRequest, Row, StoreError};
 /// Pause before retrying a replay read that failed.
 pub const REPLAY_RETRY: Duration = Duration::from_millis(500);
 
-/// `auth.serverOffset` as a row id: a number or a numeric string; missing, negative or
-/// anything else means 0 (everything).
-pub fn server_offset(auth: &str) -> i64 {
+/// `auth.serverOffset` as a key: a number or a numeric string (or in cluster mode a stream
+/// id); missing, negative or anything else means 0 (everything).
+pub fn server_offset(auth: &str, ids: Ids) -> i64 {
     let Some(raw) = json::object_get(auth, "serverOffset") else {
         return 0;
     };
@@ -31,7 +31,7 @@ pub fn server_offset(auth: &str) -> i64 {
         },
         _ => return 0,
     };
-    text.trim().parse::<i64>().map_or(0, |n| n.max(0))
+    ids.key_of(&text).map_or(0, |n| n.max(0))
 }
 
 /// How replay reads and sends.
@@ -51,12 +51,15 @@ const STALLED: Duration = Duration::from_secs(1);
 /// A page read from the store, with its share of the replay memory.
 struct Page {
     rows: Vec<Row>,
+    /// The last broadcast when the page was asked for.
+    asked_at: i64,
     _reserved: Reservation,
 }
 
 /// A page read ahead, on its way from the store.
 struct Pending {
     request: PageRequest,
+    asked_at: i64,
     reserved: Reservation,
 }
 
@@ -100,7 +103,16 @@ pub async fn replay(
                 }
                 let reserved = memory.reserve().await;
                 match messages.request_page(PageRange::after(cursor), settings.page) {
-                    Ok(request) => Pending { request, reserved }.rows().await,
+                    Ok(request) => {
+                        let asked_at = messages.last_broadcast();
+                        Pending {
+                            request,
+                            asked_at,
+                            reserved,
+                        }
+                        .rows()
+                        .await
+                    }
                     Err(_) => break,
                 }
             }
@@ -121,7 +133,13 @@ pub async fn replay(
             break;
         }
         if page.rows.is_empty() {
-            // Rows up to the last broadcast were removed behind our back: nothing to send.
+            // A message broadcast while the page was read may be missing from it (the shared
+            // stream's tail can deliver an entry before a read that started earlier sees
+            // it): read again. Otherwise rows up to the last broadcast were removed behind our
+            // back (or were not the chat's): nothing to send.
+            if messages.last_broadcast() != page.asked_at {
+                continue;
+            }
             socket.go_live(cursor);
             break;
         }
@@ -141,7 +159,13 @@ pub async fn replay(
             let mut batch = socket.event_batch(CHAT_EVENT, room);
             while let Some(row) = rows.next_if(|row| batch.has_room_for(row.size())) {
                 batch.push(|args| {
-                    message::write_args(args, &stored(row), form, settings.recovery_offsets)
+                    message::write_args(
+                        args,
+                        &stored(row),
+                        form,
+                        messages.ids(),
+                        settings.recovery_offsets,
+                    )
                 });
                 cursor = row.id;
             }
@@ -154,7 +178,11 @@ pub async fn replay(
                     let request = messages
                         .request_page(PageRange::after(last_of_page), settings.page)
                         .ok()?;
-                    Some(Pending { request, reserved })
+                    Some(Pending {
+                        request,
+                        asked_at: messages.last_broadcast(),
+                        reserved,
+                    })
                 });
             }
         }
@@ -177,6 +205,7 @@ impl Pending {
         let rows = self.request.rows().await?;
         Ok(Page {
             rows,
+            asked_at: self.asked_at,
             _reserved: self.reserved,
         })
     }
@@ -185,6 +214,20 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_a_stream_id_in_cluster_mode() {
+        assert_eq!(
+            server_offset("{\"serverOffset\":\"1704067200000-3\"}", Ids::Stream),
+            4
+        );
+        assert_eq!(
+            server_offset("{\"serverOffset\":\"1704067200001-0\"}", Ids::Stream),
+            4097
+        );
+        assert_eq!(server_offset("{\"serverOffset\":4096}", Ids::Stream), 4096);
+        assert_eq!(server_offset("{\"serverOffset\":\"1-0\"}", Ids::Stream), 0);
+    }
 
     #[test]
     fn reads_server_offset() {
@@ -197,8 +240,9 @@ mod tests {
             ("{\"serverOffset\":null}", 0),
             ("{\"serverOffset\":99999999999999999999999}", 0),
             ("{}", 0),
+            ("{\"serverOffset\":\"1704067200000-3\"}", 0),
         ] {
-            assert_eq!(server_offset(auth), offset, "{auth}");
+            assert_eq!(server_offset(auth, Ids::Rows), offset, "{auth}");
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use crate::cluster::StreamId;
 use crate::json::{self, JsonError, Kind};
 use crate::socketio::{Event, EventArgs};
 use crate::store::Insert;
@@ -121,21 +122,59 @@ impl Stored<'_> {
     }
 }
 
+/// What numbers the chat's messages: SQLite's row ids (one board) or the shared stream's
+/// entry ids (cluster mode), which the hub and the page know as keys (see
+/// `cluster::StreamId`) and tutorial clients as the ids themselves, `"<ms>-<seq>"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ids {
+    Rows,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Stream,
+}
+
+impl Ids {
+    /// A client's offset (`auth.serverOffset`, or the recovery offset it kept) as a key:
+    /// a whole number, a numeric string, or in cluster mode a stream id.
+    pub fn key_of(self, offset: &str) -> Option<i64> {
+        let offset = offset.trim();
+        if let Ok(key) = offset.parse::<i64>() {
+            return Some(key);
+        }
+        match self {
+            Ids::Rows => None,
+            Ids::Stream => StreamId::parse(offset)?.key(),
+        }
+    }
+}
+
 /// The arguments of a stored message: content and id, then (extended form) an object with
 /// its name, time and client offset, then the id as a string when `recovery_offset` is set
 /// (socket.io's client keeps the last string argument, so the offset must come last).
+///
+/// In cluster mode the tutorial form is `(content, "<ms>-<seq>")`, what a Node server with
+/// socket.io's Redis Streams adapter sends for the same entry (its id is the recovery offset
+/// too); the extended form keeps the numeric key for the page, and the id last.
 pub fn write_args(
     args: &mut EventArgs<'_>,
     message: &Stored<'_>,
     form: Form,
+    ids: Ids,
     recovery_offset: bool,
 ) {
-    args.string(message.content).int(message.id);
+    args.string(message.content);
+    if ids == Ids::Stream && form == Form::Tutorial {
+        args.string(&StreamId::from_key(message.id).to_string());
+        return;
+    }
+    args.int(message.id);
     if form == Form::Extended {
         args.json(|out| write_meta(out, message));
     }
     if recovery_offset {
-        args.int_as_string(message.id);
+        match ids {
+            Ids::Rows => args.int_as_string(message.id),
+            Ids::Stream => args.string(&StreamId::from_key(message.id).to_string()),
+        };
     }
 }
 
@@ -258,12 +297,22 @@ mod tests {
     }
 
     #[test]
+    fn reads_offsets_as_keys() {
+        let key = StreamId::parse("1733312345678-2").unwrap().key().unwrap();
+        assert_eq!(Ids::Stream.key_of("1733312345678-2"), Some(key));
+        assert_eq!(Ids::Stream.key_of(&key.to_string()), Some(key));
+        assert_eq!(Ids::Rows.key_of("17"), Some(17));
+        assert_eq!(Ids::Rows.key_of("1733312345678-2"), None);
+        assert_eq!(Ids::Stream.key_of("x-1"), None);
+    }
+
+    #[test]
     fn encodes_the_broadcast() {
         let mut out = String::new();
         let encode = |out: &mut String, message: &Stored<'_>, form, recovery| {
             out.clear();
             packet::write_event(out, "/", CHAT_EVENT, |args| {
-                write_args(args, message, form, recovery)
+                write_args(args, message, form, Ids::Rows, recovery)
             });
         };
         let quoted = stored(42, "hi \"you\"\n");
@@ -288,6 +337,31 @@ mod tests {
         );
         encode(&mut out, &stored(8, "y"), Form::Extended, false);
         assert_eq!(out, "42[\"chat message\",\"y\",8,{}]");
+        for (form, recovery, expected) in [
+            // What a Node server with socket.io's Redis Streams adapter sends for the entry.
+            (
+                Form::Tutorial,
+                true,
+                "42[\"chat message\",\"z\",\"1733312345678-2\"]",
+            ),
+            (
+                Form::Tutorial,
+                false,
+                "42[\"chat message\",\"z\",\"1733312345678-2\"]",
+            ),
+            (
+                Form::Extended,
+                true,
+                "42[\"chat message\",\"z\",119788116697091,{},\"1733312345678-2\"]",
+            ),
+        ] {
+            let key = StreamId::parse("1733312345678-2").unwrap().key().unwrap();
+            out.clear();
+            packet::write_event(&mut out, "/", CHAT_EVENT, |args| {
+                write_args(args, &stored(key, "z"), form, Ids::Stream, recovery)
+            });
+            assert_eq!(out, expected);
+        }
         let mut item = String::new();
         write_history_item(&mut item, &full);
         assert_eq!(

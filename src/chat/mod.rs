@@ -31,3 +31,4 @@ mod replay_memory;
 
 pub use app::Chat;
 pub use config::ChatConfig;
+pub use message_log::MessageLog;

@@ -72,7 +72,7 @@ impl Intake {
         while !self.is_open() {
             tokio::time::sleep(RECHECK).await;
             looks += 1;
-            if looks % TICK == 0 {
+            if looks.is_multiple_of(TICK) {
                 self.changed.notify_waiters();
             }
         }

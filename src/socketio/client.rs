@@ -374,23 +374,24 @@ impl SessionHandler for Client {
 /// aborted when the packet completes).
 async fn attachment_deadline(client: Weak<Client>, timeout: Duration) {
     tokio::time::sleep(timeout).await;
-    if let Some(client) = client.upgrade() {
-        if client.partial.borrow().is_some() {
-            client.protocol_error(&format_args!("attachments still missing after {timeout:?}"));
-        }
+    if let Some(client) = client.upgrade()
+        && client.partial.borrow().is_some()
+    {
+        client.protocol_error(&format_args!("attachments still missing after {timeout:?}"));
     }
 }
 
 /// Closes a session that has not joined any namespace in time.
 async fn connect_timeout(client: Weak<Client>, timeout: Duration) {
     tokio::time::sleep(timeout).await;
-    if let Some(client) = client.upgrade() {
-        if client.members.borrow().is_empty() && !client.session.is_closed() {
-            log::debug!(
-                "session {}: no CONNECT within {timeout:?}",
-                client.session.sid()
-            );
-            client.session.close(CloseReason::Forced);
-        }
+    if let Some(client) = client.upgrade()
+        && client.members.borrow().is_empty()
+        && !client.session.is_closed()
+    {
+        log::debug!(
+            "session {}: no CONNECT within {timeout:?}",
+            client.session.sid()
+        );
+        client.session.close(CloseReason::Forced);
     }
 }

@@ -47,12 +47,12 @@ impl<D> Hub<D> {
     pub(super) fn remove(&self, socket: &Rc<Socket<D>>) {
         let slot = socket.slot();
         let mut slots = self.slots.borrow_mut();
-        if let Some(entry) = slots.get_mut(slot) {
-            if entry.as_ref().is_some_and(|s| Rc::ptr_eq(s, socket)) {
-                *entry = None;
-                self.count.set(self.count.get() - 1);
-                self.free.borrow_mut().push(slot);
-            }
+        if let Some(entry) = slots.get_mut(slot)
+            && entry.as_ref().is_some_and(|s| Rc::ptr_eq(s, socket))
+        {
+            *entry = None;
+            self.count.set(self.count.get() - 1);
+            self.free.borrow_mut().push(slot);
         }
     }
 

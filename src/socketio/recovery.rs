@@ -128,10 +128,9 @@ impl Recovery {
                 state: State::Gone(at),
                 ..
             }) = registrations.get(&pid)
+                && now.duration_since(*at) >= self.window
             {
-                if now.duration_since(*at) >= self.window {
-                    registrations.remove(&pid);
-                }
+                registrations.remove(&pid);
             }
         }
     }

@@ -35,6 +35,10 @@ pub enum StoreError {
     NoThread(String),
     /// Any other SQLite error, in SQLite's words.
     Sqlite(String),
+    /// The shared log (cluster mode) cannot be reached or refused a command, in the Redis
+    /// client's words.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Redis(String),
 }
 
 impl fmt::Display for StoreError {
@@ -73,6 +77,7 @@ impl fmt::Display for StoreError {
             ),
             StoreError::NoThread(error) => write!(f, "cannot start the store thread: {error}"),
             StoreError::Sqlite(text) => f.write_str(text),
+            StoreError::Redis(text) => write!(f, "Redis: {text}"),
         }
     }
 }

@@ -16,6 +16,12 @@ use super::writer::{Command, QueuedBytes, writer};
 pub struct PageRequest(oneshot::Receiver<Result<Vec<Row>, StoreError>>);
 
 impl PageRequest {
+    /// A read answered on `answer` (by the store thread, or by the shared log's reads).
+    #[cfg(feature = "redis")]
+    pub fn new(answer: oneshot::Receiver<Result<Vec<Row>, StoreError>>) -> PageRequest {
+        PageRequest(answer)
+    }
+
     pub async fn rows(self) -> Result<Vec<Row>, StoreError> {
         self.0.await.map_err(|_| StoreError::Stopped)?
     }
@@ -25,6 +31,12 @@ impl PageRequest {
 pub struct WindowRequest(oneshot::Receiver<Result<Window, StoreError>>);
 
 impl WindowRequest {
+    /// A window read answered on `answer`.
+    #[cfg(feature = "redis")]
+    pub fn new(answer: oneshot::Receiver<Result<Window, StoreError>>) -> WindowRequest {
+        WindowRequest(answer)
+    }
+
     pub async fn window(self) -> Result<Window, StoreError> {
         self.0.await.map_err(|_| StoreError::Stopped)?
     }

@@ -29,6 +29,8 @@ mod writer;
 pub use copies::{BackupReport, CopyError, backup, export};
 pub use error::{OpenError, StoreError};
 pub use handle::{PageRequest, Store, WindowRequest};
+#[cfg(feature = "redis")]
+pub use model::Window;
 pub use model::{
     Committed, Insert, Outcome, PageLimit, PageRange, Retention, Row, StoreConfig, Synchronous,
 };

@@ -28,12 +28,11 @@ pub fn check(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> Ve
     let Some(origin) = origin else {
         return Verdict::NoOrigin;
     };
-    if let (Some(authority), Some(host)) = (authority(origin), host) {
-        if normalize(authority, scheme(origin))
+    if let (Some(authority), Some(host)) = (authority(origin), host)
+        && normalize(authority, scheme(origin))
             .eq_ignore_ascii_case(&normalize(host, scheme(origin)))
-        {
-            return Verdict::SameHost;
-        }
+    {
+        return Verdict::SameHost;
     }
     // `null` is the origin of sandboxed frames, `file:` pages and redirects: anything may
     // claim it, so it is never allowed, not even by `*` or by name.

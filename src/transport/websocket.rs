@@ -215,17 +215,17 @@ impl Outbox {
         // Each ping gets its pong, up to a few waiting: past that only the latest ping is
         // answered (RFC 6455 5.5.3 allows it), so a client that pings without reading holds
         // a bounded number of pongs.
-        if opcode == Opcode::Pong && waiting >= MAX_WAITING_PONGS {
-            if let Some(last) = self
+        if opcode == Opcode::Pong
+            && waiting >= MAX_WAITING_PONGS
+            && let Some(last) = self
                 .frames
                 .iter_mut()
                 .skip(first_unstarted)
                 .take(waiting)
                 .rfind(|frame| frame.opcode == Opcode::Pong)
-            {
-                last.payload = payload;
-                return;
-            }
+        {
+            last.payload = payload;
+            return;
         }
         self.frames
             .insert(first_unstarted + waiting, Outgoing { opcode, payload });

@@ -14,6 +14,7 @@
 //! - `hostile_input`: malformed input and socket.io's security history, one class per test.
 //! - `storage`: bad databases, full disks, removed files, filesystems turning read-only.
 //! - `service`: SIGTERM, systemd notifications, socket activation, unit files, journald.
+//! - `cluster`: gateways sharing one Redis stream (`--redis`, the `redis` feature).
 //! - `cross`: the ARM builds under qemu-user, each on its oldest board's CPU (`make test-cross`).
 //! - `package`: the Debian packages, inspected and installed, upgraded and purged with dpkg
 //!   (`make test-packages`).
@@ -31,6 +32,7 @@ mod common;
 
 mod access;
 mod clients;
+mod cluster;
 mod cross;
 mod delivery;
 mod extended;

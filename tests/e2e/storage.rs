@@ -59,10 +59,10 @@ fn wait_ack(ws: &mut Ws, ack: u64, seen: &mut Vec<String>) -> String {
     let prefix = format!("43{ack}");
     loop {
         let text = read_text(ws);
-        if let Some(args) = text.strip_prefix(&prefix) {
-            if args.starts_with('[') {
-                return args.to_owned();
-            }
+        if let Some(args) = text.strip_prefix(&prefix)
+            && args.starts_with('[')
+        {
+            return args.to_owned();
         }
         seen.push(text);
     }

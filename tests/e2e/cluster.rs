@@ -1,0 +1,239 @@
+//! Cluster mode (`--redis`, the `redis` feature): gateways sharing one Redis stream, with a
+//! real `redis-server` (Debian's, started here on a free loopback port with its own folder
+//! and AOF) and the official client. Run by `make test`, which builds with the feature.
+
+#![cfg(feature = "redis")]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{self, Gateway, js_script, node, scratch_dir};
+
+/// A `redis-server` of its own, stopped on drop.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Redis {
+    fn start(name: &str) -> Redis {
+        let port = free_port();
+        Redis::start_on(scratch_dir(name), port)
+    }
+
+    /// Starts (or restarts) on `port` with the data in `dir`: AOF on, fsync per write, so
+    /// that what it acked survives a restart.
+    fn start_on(dir: PathBuf, port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--dir")
+            .arg(&dir)
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server; make test installs it)");
+        let redis = Redis {
+            child: Some(child),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis.cli(&["PING"]).trim() != "PONG" {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Runs redis-cli against it; its output.
+    fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn gateway(name: &str, redis_url: &str) -> Gateway {
+    Gateway::start(name, &["--redis", redis_url])
+}
+
+#[test]
+#[ignore = "needs redis-server and tests/js/node_modules: run `make test`"]
+fn three_gateways_share_one_order_store_a_retry_once_and_replay_by_stream_id() {
+    let redis = Redis::start("redis-three");
+    let gateways: Vec<Gateway> = (1..=3)
+        .map(|n| gateway(&format!("cluster-{n}"), &redis.url()))
+        .collect();
+    for gateway in &gateways {
+        assert!(
+            gateway.wait_log("the shared log socket.io ends at"),
+            "{}",
+            gateway.log()
+        );
+    }
+    let mut args = vec![js_script("cluster.mjs")];
+    args.extend(gateways.iter().map(|g| g.url.clone()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    gateways[0].run_client(&node(), &args);
+    // 3 × 20 messages and the one sent twice: entries in the adapter's format.
+    assert_eq!(redis.cli(&["XLEN", "socket.io"]).trim(), "61");
+    let first = redis.cli(&["XRANGE", "socket.io", "-", "+", "COUNT", "1"]);
+    for field in ["uid", "nsp", "type", "data", "time"] {
+        assert!(first.contains(field), "{first}");
+    }
+    assert!(
+        first.contains("{\"packet\":{\"type\":2,\"data\":[\"chat message\","),
+        "{first}"
+    );
+    for gateway in gateways {
+        assert!(gateway.stop().success());
+    }
+}
+
+#[test]
+#[ignore = "needs redis-server and tests/js/node_modules: run `make test`"]
+fn without_redis_the_page_is_served_messages_get_error_acks_and_it_recovers() {
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let gateway = gateway("cluster-down", &url);
+    assert_eq!(common::get(&gateway, "/").status, 200);
+    let health = common::get(&gateway, "/healthz");
+    assert_eq!(health.status, 503);
+    assert!(health.text().contains("Redis"), "{}", health.text());
+    // An acked message gets the error, as with a full disk.
+    let refused = Command::new(node())
+        .args([&js_script("send.mjs"), &gateway.url, "1", "while-down"])
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned()
+        + &String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("message not stored, try again later"),
+        "{said}"
+    );
+    assert!(
+        gateway.wait_log("cannot take messages"),
+        "{}",
+        gateway.log()
+    );
+
+    let redis = Redis::start_on(scratch_dir("redis-late"), port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while common::get(&gateway, "/healthz").status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "still unhealthy:\n{}",
+            gateway.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Back: stored and broadcast (the client waits for its own broadcast too).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let sent = Command::new(node())
+            .args([&js_script("send.mjs"), &gateway.url, "3", "after"])
+            .current_dir(common::repo())
+            .output()
+            .unwrap();
+        if sent.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&sent.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(redis.cli(&["XLEN", "socket.io"]).trim(), "3");
+    let output = gateway.run_client(&node(), &[&js_script("collect.mjs"), &gateway.url, "500"]);
+    assert!(output.contains("\"after 2\""), "{output}");
+    assert!(gateway.stop().success());
+}
+
+#[test]
+#[ignore = "needs redis-server and tests/js/node_modules: run `make test`"]
+fn garbage_on_the_stream_is_skipped_with_a_log_line() {
+    let redis = Redis::start("redis-garbage");
+    let gateway = gateway("cluster-garbage", &redis.url());
+    assert!(gateway.wait_log("the shared log socket.io ends at"));
+    let valid = r#"{"packet":{"type":2,"data":["chat message","from node",7]},"opts":{"rooms":[],"except":[],"flags":{}}}"#;
+    let entries: &[&[&str]] = &[
+        &["uid", "x", "nsp", "/", "type", "3", "data", "{not json"],
+        &[
+            "uid",
+            "x",
+            "nsp",
+            "/",
+            "type",
+            "3",
+            "data",
+            r#"{"packet":{"type":2,"data":["chat message",{"html":"<b>"}]}}"#,
+        ],
+        &["uid", "x", "nsp", "/", "type", "3"],
+        &["uid", "x", "nsp", "/", "type", "3", "data", "gqZwYWNrZXSA"],
+        &["uid", "x", "nsp", "/", "type", "4", "data", "{}"],
+        &["uid", "x", "nsp", "/other", "type", "3", "data", valid],
+        &["garbage", "\u{1}\u{2}"],
+        &["uid", "node", "nsp", "/", "type", "3", "data", valid],
+    ];
+    for fields in entries {
+        let mut args = vec!["XADD", "socket.io", "*"];
+        args.extend_from_slice(fields);
+        assert!(!redis.cli(&args).trim().is_empty());
+    }
+    let output = gateway.run_client(&node(), &[&js_script("collect.mjs"), &gateway.url, "500"]);
+    let line = output.lines().rev().find(|l| l.starts_with('[')).unwrap();
+    let ids: Vec<&str> = line.split("\"from node\"").collect();
+    assert_eq!(ids.len(), 2, "only the valid entry, once: {line}");
+    assert!(
+        gateway.wait_log("skipped: malformed entry: data is not JSON"),
+        "{}",
+        gateway.log()
+    );
+    assert!(
+        gateway
+            .log()
+            .contains("skipped: malformed entry: a broadcast without data")
+    );
+    assert!(gateway.stop().success());
+}
