@@ -143,15 +143,13 @@ fn chat_content(data: &str) -> Result<String, Skip> {
         if json::kind(opts) != Kind::Object {
             return Err(Skip::Malformed("opts is not an object"));
         }
-        match json::object_get(opts, "rooms") {
-            None => {}
-            Some(rooms)
-                if json::kind(rooms) == Kind::Array
-                    && json::array_elements(rooms).next().is_some() =>
-            {
+        if let Some(rooms) = json::object_get(opts, "rooms") {
+            if json::kind(rooms) != Kind::Array {
+                return Err(Skip::Malformed("rooms is not an array"));
+            }
+            if json::array_elements(rooms).next().is_some() {
                 return Err(Skip::Unsupported("to rooms"));
             }
-            Some(_) => return Err(Skip::Malformed("rooms is not an array")),
         }
     }
     let args = json::object_get(packet, "data").ok_or(Skip::Malformed("no event data"))?;

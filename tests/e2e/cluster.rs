@@ -112,8 +112,8 @@ fn three_gateways_share_one_order_store_a_retry_once_and_replay_by_stream_id() {
     args.extend(gateways.iter().map(|g| g.url.clone()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     gateways[0].run_client(&node(), &args);
-    // 3 × 20 messages and the one sent twice: entries in the adapter's format.
-    assert_eq!(redis.cli(&["XLEN", "socket.io"]).trim(), "61");
+    // 3 × 20 messages, 2 × 3 one at a time and the one sent twice, in the adapter's format.
+    assert_eq!(redis.cli(&["XLEN", "socket.io"]).trim(), "67");
     let first = redis.cli(&["XRANGE", "socket.io", "-", "+", "COUNT", "1"]);
     for field in ["uid", "nsp", "type", "data", "time"] {
         assert!(first.contains(field), "{first}");
@@ -123,6 +123,79 @@ fn three_gateways_share_one_order_store_a_retry_once_and_replay_by_stream_id() {
         "{first}"
     );
     for gateway in gateways {
+        assert!(gateway.stop().success());
+    }
+}
+
+/// A Node socket.io 4.8 server with socket.io's Redis Streams adapter on the same stream
+/// (tests/js/node_cluster_server.mjs); killed on drop.
+struct NodeServer {
+    child: Child,
+    url: String,
+}
+
+impl NodeServer {
+    fn start(redis_url: &str) -> NodeServer {
+        let mut child = Command::new(node())
+            .arg(js_script("node_cluster_server.mjs"))
+            .arg(redis_url)
+            .current_dir(common::repo())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start node_cluster_server.mjs");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("node_cluster_server.mjs said {line:?}"))
+            .to_owned();
+        NodeServer { child, url }
+    }
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs redis-server and tests/js/node_modules: run `make test`"]
+fn a_node_socket_io_server_with_the_streams_adapter_chats_with_the_gateways() {
+    let redis = Redis::start("redis-node");
+    let first = gateway("cluster-node-1", &redis.url());
+    let second = gateway("cluster-node-2", &redis.url());
+    let node_server = NodeServer::start(&redis.url());
+    let third = gateway("cluster-node-3", &redis.url());
+    for gateway in [&first, &second, &third] {
+        assert!(
+            gateway.wait_log("the shared log socket.io ends at"),
+            "{}",
+            gateway.log()
+        );
+    }
+    let node_url = format!("node={}", node_server.url);
+    first.run_client(
+        &node(),
+        &[
+            &js_script("cluster.mjs"),
+            &first.url,
+            &second.url,
+            &node_url,
+            &third.url,
+        ],
+    );
+    // The Node server's entries are the adapter's own: the gateways read them as theirs.
+    let entries = redis.cli(&["XRANGE", "socket.io", "-", "+"]);
+    assert!(
+        entries.contains(" N3 #") || entries.contains("g3 #"),
+        "{entries}"
+    );
+    for gateway in [first, second, third] {
         assert!(gateway.stop().success());
     }
 }

@@ -3,13 +3,18 @@
 //
 // usage: node cluster.mjs URL [URL...]
 //
-// 1. On each gateway a client sends MESSAGES acknowledged messages (with client offsets)
+// A URL written node=URL is a Node socket.io server with socket.io's Redis Streams adapter on
+// the same stream (node_cluster_server.mjs); the others are emberchat gateways (at least two).
+// 1. Through each server a client sends MESSAGES acknowledged messages (with client offsets)
 //    at once, while every client listens. Every client must receive every message once, as
-//    ('chat message', text, offset) with a stream id "<ms>-<seq>" as the offset, in the same
-//    order (ids increasing) on every gateway.
-// 2. The same client offset sent through the first and the second gateway: both acked,
-//    stored and broadcast once.
-// 3. A late client on the last gateway with auth.serverOffset = the id of the first
+//    ('chat message', text, offset) with a stream id "<ms>-<seq>" as the offset, each message
+//    with the same id everywhere, in the same order (ids increasing) on every gateway. A Node
+//    server delivers its own messages to its clients as soon as Redis has them, before older
+//    entries from others reach it, so its clients' order is reported, not required.
+// 2. One message at a time through each server in turn: every client, Node's too, in the
+//    same order.
+// 3. The same client offset sent through two gateways: both acked, stored and broadcast once.
+// 4. A late client on the last gateway with auth.serverOffset = the id of the first
 //    message gets exactly the messages after it, in order, and the same ids.
 // Prints one JSON line {ids} (the order seen). Exits 0 on success, 1 on failure.
 
@@ -19,9 +24,12 @@ import {
 } from './e2e_common.mjs';
 
 const MESSAGES = 20;
-const { baseUrl, args } = startRun('cluster.mjs', { usage: 'node cluster.mjs URL [URL...]' });
-const urls = [baseUrl, ...args];
-if (urls.length < 2) usageError('give at least two gateways');
+const { baseUrl, args } = startRun('cluster.mjs', { usage: 'node cluster.mjs URL [node=URL...]' });
+const servers = [baseUrl, ...args].map((url) =>
+  url.startsWith('node=') ? { url: url.slice(5), node: true } : { url, node: false },
+);
+const gateways = servers.filter((s) => !s.node);
+if (gateways.length < 2) usageError('give at least two emberchat gateways');
 
 const ID = /^(\d+)-(\d+)$/;
 function compareIds(a, b) {
@@ -50,7 +58,11 @@ function received(client, run) {
 async function main() {
   const run = token();
   setStep('connect');
-  const clients = urls.map((url, i) => makeClient(url, `G${i + 1}`, { auth: { serverOffset: '0-0' } }));
+  const clients = servers.map((server, i) => {
+    const client = makeClient(server.url, `${server.node ? 'N' : 'G'}${i + 1}`, { auth: { serverOffset: '0-0' } });
+    client.node = server.node;
+    return client;
+  });
   await Promise.all(clients.map((c) => waitConnected(c)));
   // Let each gateway's tail start before anything is sent (it starts at the stream's end).
   await sleep(300);
@@ -80,6 +92,7 @@ async function main() {
   await sleep(300);
   const orders = clients.map((c) => received(c, run));
   const first = orders[0];
+  const idOf = new Map(first.map((m) => [m.text, m.id]));
   check(first.length === total, 'exactly once', () => `${clients[0].name} got ${first.length} of ${total}`);
   check(
     new Set(first.map((m) => m.text)).size === total && texts.every((t) => first.some((m) => m.text === t)),
@@ -90,18 +103,45 @@ async function main() {
     check(compareIds(first[i - 1].id, first[i].id) < 0, 'ids increase', () => `${first[i - 1].id} then ${first[i].id}`);
   }
   orders.forEach((order, g) => {
-    check(
-      JSON.stringify(order) === JSON.stringify(first),
-      'one order on every gateway',
-      () => `${clients[g].name} saw ${JSON.stringify(order.slice(0, 5))}… where ${clients[0].name} saw ${JSON.stringify(first.slice(0, 5))}…`,
-    );
+    check(order.length === total, 'exactly once', () => `${clients[g].name} got ${order.length} of ${total}`);
+    for (const m of order) {
+      check(idOf.get(m.text) === m.id, 'one id per message', () => `${clients[g].name} got ${m.text} as ${m.id}, ${clients[0].name} as ${idOf.get(m.text)}`);
+    }
+    const same = JSON.stringify(order) === JSON.stringify(first);
+    if (clients[g].node) {
+      log(`${clients[g].name} (Node): ${same ? 'the same order' : 'its own messages earlier than the stream order'}`);
+    } else {
+      check(same, 'one order on every gateway', () => `${clients[g].name} saw ${JSON.stringify(order.slice(0, 5))}… where ${clients[0].name} saw ${JSON.stringify(first.slice(0, 5))}…`);
+    }
   });
-  log(`${total} messages, one order on ${clients.length} gateways`);
+  log(`${total} messages, one id each and one order on ${gateways.length} gateways`);
+
+  setStep('one at a time through each server');
+  const turns = [];
+  for (let round = 0; round < 2; round++) {
+    for (const client of clients) {
+      const text = `cluster ${run} turn ${round} ${client.name}`;
+      turns.push(text);
+      await sendAcked(client, text, `${run}-turn-${round}-${client.name}`);
+      for (const other of clients) {
+        await waitUntil(() => received(other, run).some((m) => m.text === text), STEP_TIMEOUT_MS, `${other.name} receives ${text}`);
+      }
+    }
+  }
+  const turnOrder = (client) => received(client, run).filter((m) => turns.includes(m.text));
+  for (const client of clients) {
+    check(
+      JSON.stringify(turnOrder(client)) === JSON.stringify(turnOrder(clients[0])),
+      'one order, Node servers included',
+      () => `${client.name} saw ${JSON.stringify(turnOrder(client))}`,
+    );
+  }
 
   setStep('one client offset through two gateways');
   const twice = `cluster ${run} twice`;
-  await sendAcked(clients[0], twice, `${run}-twice`);
-  await sendAcked(clients[1], twice, `${run}-twice`);
+  const [one, two] = clients.filter((c) => !c.node);
+  await sendAcked(one, twice, `${run}-twice`);
+  await sendAcked(two, twice, `${run}-twice`);
   await sleep(500);
   for (const client of clients) {
     const copies = received(client, run).filter((m) => m.text === twice).length;
@@ -109,10 +149,10 @@ async function main() {
   }
 
   setStep('replay after an offset');
-  const last = clients.length - 1;
-  const late = makeClient(urls[last], 'late', { auth: { serverOffset: first[0].id } });
+  const late = makeClient(gateways[gateways.length - 1].url, 'late', { auth: { serverOffset: first[0].id } });
   await waitConnected(late);
-  const expected = [...first.slice(1).map((m) => m.id), received(clients[0], run).find((m) => m.text === twice).id];
+  const all = received(clients.find((c) => !c.node), run);
+  const expected = all.slice(all.findIndex((m) => m.id === first[0].id) + 1).map((m) => m.id);
   await waitUntil(
     () => received(late, run).length >= expected.length,
     STEP_TIMEOUT_MS,

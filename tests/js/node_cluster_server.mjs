@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// A Node socket.io 4.8 server with socket.io's Redis Streams adapter
+// (@socket.io/redis-streams-adapter 0.3.1): the tutorial's chat with the stream as its log,
+// to run beside emberchat gateways on the same Redis stream.
+//
+// usage: node node_cluster_server.mjs REDIS_URL [STREAM]
+//
+// Listens on a free port of 127.0.0.1 and prints "listening on http://127.0.0.1:PORT".
+// A ('chat message', text, clientOffset, ack) is broadcast to everyone with io.emit (the
+// adapter appends it to the stream; with connection state recovery on, every client gets
+// the entry's id as the last argument) and acked. It keeps no database and does not
+// deduplicate client offsets: that is emberchat's addition. Stops on SIGTERM.
+
+import { createServer } from 'node:http';
+import { createClient } from 'redis';
+import { Server } from 'socket.io';
+import { createAdapter } from '@socket.io/redis-streams-adapter';
+
+const [redisUrl, streamName = 'socket.io'] = process.argv.slice(2);
+if (!redisUrl) {
+  console.error('usage: node node_cluster_server.mjs REDIS_URL [STREAM]');
+  process.exit(2);
+}
+
+const redis = createClient({ url: redisUrl });
+redis.on('error', (err) => console.error(`redis: ${err.message}`));
+await redis.connect();
+
+const httpServer = createServer();
+const io = new Server(httpServer, {
+  adapter: createAdapter(redis, { streamName }),
+  connectionStateRecovery: {},
+});
+
+io.on('connection', (socket) => {
+  socket.on('chat message', (msg, clientOffset, ack) => {
+    if (typeof msg !== 'string') return;
+    io.emit('chat message', msg);
+    if (typeof ack === 'function') ack();
+  });
+});
+
+httpServer.listen(0, '127.0.0.1', () => {
+  console.log(`listening on http://127.0.0.1:${httpServer.address().port}`);
+});
+
+process.on('SIGTERM', () => {
+  io.close();
+  redis.quit().finally(() => process.exit(0));
+});
