@@ -18,6 +18,31 @@ use crate::host::HostAllowList;
 use crate::http::{self, HealthCheck, Router, Status, Unhealthy};
 use crate::socketio::Server;
 use crate::store::{OpenError, Store, StoreConfig, StoreError};
+#[cfg(feature = "redis")]
+use crate::engineio::Sid;
+#[cfg(feature = "redis")]
+use crate::socketio::SharedSessions;
+
+/// Recovery records in Redis, for the Socket.IO layer (cluster mode).
+#[cfg(feature = "redis")]
+struct SharedRecords(crate::cluster::SessionRecords);
+
+#[cfg(feature = "redis")]
+impl SharedSessions for SharedRecords {
+    fn save(&self, pid: &Sid, sid: &Sid, window: Duration) {
+        self.0.save(pid.as_str(), sid.as_str(), window);
+    }
+
+    fn forget(&self, pid: &Sid) {
+        self.0.forget(pid.as_str());
+    }
+
+    fn take(&self, pid: &Sid) -> std::pin::Pin<Box<dyn Future<Output = Option<Sid>>>> {
+        let records = self.0.clone();
+        let pid = pid.as_str().to_owned();
+        Box::pin(async move { Sid::parse(&records.take(&pid).await?) })
+    }
+}
 
 /// What the shared stream's tail sends the chat (cluster mode; nothing in a build without it).
 #[cfg(feature = "redis")]
@@ -52,6 +77,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     lifecycle: impl Fn(Lifecycle),
 ) -> Result<(), OpenError> {
+    #[cfg(feature = "redis")]
+    let mut sessions: Option<Rc<dyn SharedSessions>> = None;
     let (messages, results, tail) = match &config.redis {
         None => {
             let mut store_config = StoreConfig::new(&config.db);
@@ -72,10 +99,17 @@ pub async fn run(
                 offset_lifetime: OFFSET_LIFETIME,
                 max_message_bytes: config.chat.max_message_bytes,
             });
+            if config.socketio.recovery_window.is_some() {
+                sessions = Some(Rc::new(SharedRecords(stream.session_records())));
+            }
             (MessageLog::shared(stream), results, Some(events))
         }
     };
     let mut server = Server::new(config.socketio.clone());
+    #[cfg(feature = "redis")]
+    if let Some(sessions) = sessions {
+        server.share_sessions(sessions);
+    }
     let chat = server.add_namespace("/", |hub| Chat::new(config.chat.clone(), messages, hub));
     let engine = Engine::new(config.engine.clone(), Rc::new(server));
     let intake = chat.clone();

@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
+use std::time::Duration;
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
@@ -105,10 +106,54 @@ impl StreamLog {
         async move { reads.check().await }
     }
 
+    /// The recovery records in this Redis, for connection state recovery across servers.
+    pub fn session_records(&self) -> SessionRecords {
+        SessionRecords {
+            reads: self.reads.clone(),
+        }
+    }
+
     /// Stops tailing and taking messages; those already queued are still appended.
     pub fn close(&self) {
         self.inserts.borrow_mut().take();
         self.tail.abort();
+    }
+}
+
+/// Connection state recovery records in the adapter's format (see `session`), written and
+/// read on the reads' connection. Writes are sent without waiting: a lost one costs a
+/// client its recovery, not its messages (it replays from its offset).
+#[derive(Clone)]
+pub struct SessionRecords {
+    reads: Rc<Reads>,
+}
+
+impl SessionRecords {
+    pub fn save(&self, pid: &str, sid: &str, window: Duration) {
+        let (reads, pid, sid) = (self.reads.clone(), pid.to_owned(), sid.to_owned());
+        tokio::task::spawn_local(async move {
+            if let Err(error) = reads.save_session(&pid, &sid, window).await {
+                log::debug!("recovery record of socket {sid} not kept: {error}");
+            }
+        });
+    }
+
+    pub fn forget(&self, pid: &str) {
+        let (reads, pid) = (self.reads.clone(), pid.to_owned());
+        tokio::task::spawn_local(async move {
+            let _ = reads.forget_session(&pid).await;
+        });
+    }
+
+    /// The socket id `pid`'s record names, taken once; `None` without a record (or Redis).
+    pub async fn take(&self, pid: &str) -> Option<String> {
+        match self.reads.take_session(pid).await {
+            Ok(sid) => sid,
+            Err(error) => {
+                log::debug!("no recovery record read: {error}");
+                None
+            }
+        }
     }
 }
 

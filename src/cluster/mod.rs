@@ -26,13 +26,15 @@ mod log;
 mod model;
 #[cfg(feature = "redis")]
 mod reads;
+#[cfg(feature = "redis")]
+mod session;
 mod stream_id;
 #[cfg(feature = "redis")]
 mod tail;
 
 pub use address::RedisAddress;
 #[cfg(feature = "redis")]
-pub use log::StreamLog;
+pub use log::{SessionRecords, StreamLog};
 #[cfg(feature = "redis")]
 pub use model::{StreamSettings, TailEvent};
 pub use stream_id::StreamId;

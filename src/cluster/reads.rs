@@ -17,6 +17,7 @@ use redis::aio::MultiplexedConnection;
 use super::connect::connect;
 use super::entry::{self, Skip};
 use super::model::StreamSettings;
+use super::session;
 use super::stream_id::StreamId;
 use crate::logger::Throttle;
 use crate::store::{PageLimit, PageRange, Row, StoreError, Window};
@@ -52,6 +53,55 @@ impl Reads {
         let mut connection = self.connection().await?;
         let answer: Result<String, _> = redis::cmd("PING").query_async(&mut connection).await;
         self.settle(answer.map(drop))
+    }
+
+    /// Keeps the recovery record of socket `sid` (private id `pid`) for `window`.
+    pub async fn save_session(
+        &self,
+        pid: &str,
+        sid: &str,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection().await?;
+        let answer: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(session::key(pid))
+            .arg(session::encode(sid, pid))
+            .arg("PX")
+            .arg(window.as_millis().max(1) as u64)
+            .query_async(&mut connection)
+            .await;
+        self.settle(answer)
+    }
+
+    /// Forgets `pid`'s recovery record.
+    pub async fn forget_session(&self, pid: &str) -> Result<(), StoreError> {
+        let mut connection = self.connection().await?;
+        let answer: redis::RedisResult<()> = redis::cmd("DEL")
+            .arg(session::key(pid))
+            .query_async(&mut connection)
+            .await;
+        self.settle(answer)
+    }
+
+    /// Takes `pid`'s recovery record (GET and DEL in one transaction, as the adapter does):
+    /// the socket id it names, when it is a record of that pid.
+    pub async fn take_session(&self, pid: &str) -> Result<Option<String>, StoreError> {
+        let mut connection = self.connection().await?;
+        let key = session::key(pid);
+        let answer: redis::RedisResult<(Option<Vec<u8>>,)> = redis::pipe()
+            .atomic()
+            .cmd("GET")
+            .arg(&key)
+            .cmd("DEL")
+            .arg(&key)
+            .ignore()
+            .query_async(&mut connection)
+            .await;
+        let (record,) = self.settle(answer)?;
+        Ok(record
+            .and_then(|record| session::decode(&record))
+            .filter(|(_, owner)| owner == pid)
+            .map(|(sid, _)| sid))
     }
 
     /// The chat's messages in `range`, in stream order, within `limit`.

@@ -15,6 +15,7 @@ use super::event::{DisconnectReason, Event};
 use super::namespace::{AnyNamespace, Member};
 use super::packet::{self, Packet, PacketType};
 use super::recovery::Recovery;
+use super::shared_sessions::SharedSessions;
 use super::socket::Identity;
 use crate::budget::Lease;
 use crate::engineio::{CloseReason, EncodedPacket, Message, Session, SessionHandler, Sid};
@@ -26,6 +27,20 @@ pub(super) struct Shared {
     pub namespaces: HashMap<String, Rc<dyn AnyNamespace>>,
     pub config: SocketIoConfig,
     pub recovery: Option<Recovery>,
+    /// Recovery records shared with other servers (cluster mode).
+    pub sessions: Option<Rc<dyn SharedSessions>>,
+}
+
+/// The `pid` and `offset` a client coming back merges into its CONNECT auth.
+fn recovery_claim(auth: &str) -> Option<(Sid, String)> {
+    let string = |name| {
+        json::object_get(auth, name)
+            .filter(|v| json::kind(v) == json::Kind::String)
+            .and_then(|v| json::unescape(v).ok())
+    };
+    let pid = Sid::parse(&string("pid")?)?;
+    let offset = string("offset")?.into_owned();
+    Some((pid, offset))
 }
 
 /// Sessions closed for breaking the protocol: one line each, rationed.
@@ -60,6 +75,8 @@ pub(super) struct Client {
     partial: RefCell<Option<Box<Partial>>>,
     /// CONNECTs refused so far.
     refusals: Cell<u32>,
+    /// A CONNECT waits for its recovery record from the shared store.
+    connecting: Cell<bool>,
 }
 
 impl Client {
@@ -75,6 +92,7 @@ impl Client {
             partial: RefCell::new(None),
             refusals: Cell::new(0),
             connect_timer: RefCell::new(None),
+            connecting: Cell::new(false),
         });
         let timer = tokio::task::spawn_local(connect_timeout(Rc::downgrade(&client), timeout));
         *client.connect_timer.borrow_mut() = Some(timer.abort_handle());
@@ -157,12 +175,53 @@ impl Client {
             );
             return self.connect_error(nsp, "Invalid namespace");
         };
-        if self.member(nsp).is_some() {
+        if self.member(nsp).is_some() || self.connecting.get() {
             return self.protocol_error(&format_args!("second CONNECT to {}", untrusted(nsp)));
         }
+        // A client this process does not know, coming back with a pid: its record may be in
+        // the shared store, written by the server it was on.
+        if let (Some(sessions), Some(recovery), Some((pid, _))) = (
+            &self.shared.sessions,
+            &self.shared.recovery,
+            recovery_claim(auth),
+        ) && !recovery.knows(&pid)
+        {
+            self.connecting.set(true);
+            let sessions = sessions.clone();
+            let me = self.me.clone();
+            let (nsp, auth) = (nsp.to_owned(), auth.to_owned());
+            tokio::task::spawn_local(async move {
+                let sid = sessions.take(&pid).await;
+                let Some(client) = me.upgrade() else {
+                    return;
+                };
+                client.connecting.set(false);
+                if !client.session.is_closed() {
+                    client.join(&namespace, &nsp, &auth, sid.map(|sid| (sid, pid)));
+                }
+            });
+            return;
+        }
+        self.join(&namespace, nsp, auth, None);
+    }
+
+    /// Joins `namespace` with an identity: the local registry's for a client it knows,
+    /// `restored` (socket id and pid from the shared store) for one it does not.
+    fn join(
+        &self,
+        namespace: &Rc<dyn AnyNamespace>,
+        nsp: &str,
+        auth: &str,
+        restored: Option<(Sid, Sid)>,
+    ) {
         let now = Instant::now();
-        let identify = |accepts: &dyn Fn(&str) -> bool| self.identify(nsp, auth, accepts, now);
-        let member = match namespace.admit(&self.session, auth, self.peer, &identify) {
+        let identify = |accepts: &dyn Fn(&str) -> bool| {
+            self.identify(nsp, auth, accepts, now, restored.clone())
+        };
+        let member = match namespace
+            .clone()
+            .admit(&self.session, auth, self.peer, &identify)
+        {
             Ok(member) => member,
             Err(refusal) => return self.refused(nsp, refusal.message()),
         };
@@ -182,6 +241,9 @@ impl Client {
         }
         if let (Some(recovery), Some(pid)) = (&self.shared.recovery, member.pid()) {
             recovery.connected(pid, member.id(), nsp, &self.session, now);
+            if let Some(sessions) = &self.shared.sessions {
+                sessions.save(pid, member.id(), recovery.window());
+            }
         }
         member.enter(auth);
     }
@@ -194,8 +256,22 @@ impl Client {
         auth: &str,
         accepts: &dyn Fn(&str) -> bool,
         now: Instant,
+        restored: Option<(Sid, Sid)>,
     ) -> Identity {
         if let Some((sid, pid, offset)) = self.recover(nsp, auth, accepts, now) {
+            return Identity {
+                sid,
+                pid: Some(pid),
+                recovered_offset: Some(offset),
+            };
+        }
+        if let (Some((sid, pid)), Some((_, offset))) = (restored, recovery_claim(auth))
+            && accepts(&offset)
+        {
+            log::debug!(
+                "socket {sid}: recovered from offset {} with a shared record",
+                untrusted(&offset)
+            );
             return Identity {
                 sid,
                 pid: Some(pid),
@@ -218,13 +294,7 @@ impl Client {
         now: Instant,
     ) -> Option<(Sid, Sid, String)> {
         let recovery = self.shared.recovery.as_ref()?;
-        let string = |name| {
-            json::object_get(auth, name)
-                .filter(|v| json::kind(v) == json::Kind::String)
-                .and_then(|v| json::unescape(v).ok())
-        };
-        let pid = Sid::parse(&string("pid")?)?;
-        let offset = string("offset")?.into_owned();
+        let (pid, offset) = recovery_claim(auth)?;
         if !accepts(&offset) {
             log::debug!(
                 "session {}: recovery offset {offset:?} refused",
@@ -272,6 +342,13 @@ impl Client {
     fn leave(&self, member: Rc<dyn Member>, reason: DisconnectReason) {
         if let (Some(recovery), Some(pid)) = (&self.shared.recovery, member.pid()) {
             recovery.disconnected(pid, reason.is_recoverable(), Instant::now());
+            if let Some(sessions) = &self.shared.sessions {
+                if reason.is_recoverable() {
+                    sessions.save(pid, member.id(), recovery.window());
+                } else {
+                    sessions.forget(pid);
+                }
+            }
         }
         member.leave(reason);
     }

@@ -17,6 +17,7 @@ mod namespace;
 pub mod packet;
 mod recovery;
 mod server;
+mod shared_sessions;
 mod socket;
 
 pub use backlog::{BacklogRoom, EventBatch};
@@ -26,4 +27,5 @@ pub use hub::Hub;
 pub use namespace::NamespaceHandler;
 pub use packet::EventArgs;
 pub use server::Server;
+pub use shared_sessions::SharedSessions;
 pub use socket::Socket;

@@ -47,6 +47,16 @@ impl Recovery {
         }
     }
 
+    /// How long a disconnected socket may come back.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Whether `pid` is one of this process's sockets, connected or recently gone.
+    pub fn knows(&self, pid: &Sid) -> bool {
+        self.registrations.borrow().contains_key(pid)
+    }
+
     /// Socket `sid` joined `namespace` over `session` with private id `pid`.
     pub fn connected(
         &self,

@@ -9,6 +9,7 @@ use super::config::SocketIoConfig;
 use super::hub::Hub;
 use super::namespace::{Namespace, NamespaceHandler};
 use super::recovery::Recovery;
+use super::shared_sessions::SharedSessions;
 use crate::engineio::{self, Session, SessionHandler};
 
 /// The Socket.IO layer; give it to an [`engineio::Engine`] as its handler.
@@ -22,6 +23,7 @@ impl Server {
             shared: Rc::new(Shared {
                 namespaces: HashMap::new(),
                 recovery: config.recovery_window.map(Recovery::new),
+                sessions: None,
                 config,
             }),
         }
@@ -42,6 +44,16 @@ impl Server {
             .namespaces
             .insert(name.to_owned(), Rc::new(namespace));
         handler
+    }
+}
+
+impl Server {
+    /// Keeps recovery records in `sessions` too (before the server is handed to the engine),
+    /// so that clients recover across servers.
+    pub fn share_sessions(&mut self, sessions: Rc<dyn SharedSessions>) {
+        Rc::get_mut(&mut self.shared)
+            .expect("sessions are shared before the server starts")
+            .sessions = Some(sessions);
     }
 }
 

@@ -310,3 +310,214 @@ fn garbage_on_the_stream_is_skipped_with_a_log_line() {
     );
     assert!(gateway.stop().success());
 }
+
+#[test]
+#[ignore = "needs redis-server and tests/js/node_modules: run `make test`"]
+fn a_redis_restart_under_load_loses_nothing_acked_and_the_tails_resume() {
+    let dir = scratch_dir("redis-restart");
+    let port = free_port();
+    let mut redis = Redis::start_on(dir.clone(), port);
+    let url = redis.url();
+    let unlimited = ["--redis", url.as_str(), "--max-message-rate", "0"];
+    let sender_side = Gateway::start("cluster-restart-a", &unlimited);
+    let watcher_side = Gateway::start("cluster-restart-b", &unlimited);
+    for gateway in [&sender_side, &watcher_side] {
+        assert!(gateway.wait_log("the shared log socket.io ends at"));
+    }
+    // A client on the other gateway hears everything live, through the restart.
+    let watcher = Command::new(node())
+        .args([&js_script("collect.mjs"), &watcher_side.url, "4000"])
+        .current_dir(common::repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let acked_file = dir.join("acked.txt");
+    let mut sender = Command::new(node())
+        .args([&js_script("steady.mjs"), &sender_side.url])
+        .arg(&acked_file)
+        .args(["600", "5"])
+        .current_dir(common::repo())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill Redis once a good part is acked, with more in flight; start it again on its AOF.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&acked_file)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 150
+    {
+        assert!(Instant::now() < deadline, "the sender did not get going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    redis.stop();
+    std::thread::sleep(Duration::from_millis(700));
+    let redis = Redis::start_on(dir.clone(), port);
+    assert!(
+        sender.wait().unwrap().success(),
+        "not every message was acked in the end"
+    );
+    let acked: Vec<String> = std::fs::read_to_string(&acked_file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(acked.len(), 600);
+    // Stored once each, retries of messages whose ack was lost included.
+    assert_eq!(redis.cli(&["XLEN", "socket.io"]).trim(), "600");
+    assert!(sender_side.log().contains("cannot take messages"));
+    assert!(watcher_side.wait_log("is back: reading the shared log again"));
+
+    let output = watcher.wait_with_output().unwrap();
+    let line = String::from_utf8_lossy(&output.stdout);
+    let received = stream_pairs(line.trim());
+    assert!(
+        received.windows(2).all(|pair| pair[0].0 < pair[1].0),
+        "not in stream order"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for (_, text) in &received {
+        assert!(seen.insert(text.as_str()), "{text} delivered twice");
+    }
+    for text in &acked {
+        assert!(
+            seen.contains(text.as_str()),
+            "{text} acked but never delivered live"
+        );
+    }
+    assert_eq!(received.len(), 600);
+    for gateway in [sender_side, watcher_side] {
+        assert!(gateway.stop().success());
+    }
+}
+
+/// collect.mjs's line in cluster mode, `[["<ms>-<seq>","text"],…]`, as (id, text) in order.
+fn stream_pairs(line: &str) -> Vec<((u64, u64), String)> {
+    let inner = line.trim().trim_start_matches("[[").trim_end_matches("]]");
+    inner
+        .split("],[")
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (id, text) = pair.split_once("\",\"").expect("\"id\",\"text\"");
+            let (ms, seq) = id.trim_matches('"').split_once('-').expect("ms-seq");
+            (
+                (ms.parse().unwrap(), seq.parse().unwrap()),
+                text.trim_matches('"').to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs redis-server and tests/js/node_modules: run `make test`"]
+fn a_client_of_a_gateway_killed_under_load_goes_on_from_another_missing_nothing() {
+    let redis = Redis::start("redis-kill");
+    let url = redis.url();
+    let unlimited = ["--redis", url.as_str(), "--max-message-rate", "0"];
+    let doomed = Gateway::start("cluster-kill-a", &unlimited);
+    let survivor = Gateway::start("cluster-kill-b", &unlimited);
+    for gateway in [&doomed, &survivor] {
+        assert!(gateway.wait_log("the shared log socket.io ends at"));
+    }
+    let listener = Command::new(node())
+        .args([
+            &js_script("failover.mjs"),
+            &doomed.url,
+            &survivor.url,
+            "600",
+        ])
+        .current_dir(common::repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = scratch_dir("cluster-kill-sender");
+    let acked_file = dir.join("acked.txt");
+    let mut sender = Command::new(node())
+        .args([&js_script("steady.mjs"), &survivor.url])
+        .arg(&acked_file)
+        .args(["600", "5"])
+        .current_dir(common::repo())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&acked_file)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 200
+    {
+        assert!(Instant::now() < deadline, "the sender did not get going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    doomed.kill();
+    assert!(sender.wait().unwrap().success());
+    let output = listener.wait_with_output().unwrap();
+    assert!(output.status.success(), "failover.mjs failed");
+    let received = stream_pairs(String::from_utf8_lossy(&output.stdout).trim());
+    assert_eq!(
+        received.len(),
+        600,
+        "every message once, across both gateways"
+    );
+    assert!(
+        received.windows(2).all(|pair| pair[0].0 < pair[1].0),
+        "in stream order, the seam included"
+    );
+    assert_eq!(redis.cli(&["XLEN", "socket.io"]).trim(), "600");
+    assert!(survivor.stop().success());
+}
+
+#[test]
+#[ignore = "needs redis-server and tests/js/node_modules: run `make test`"]
+fn a_client_recovers_across_gateways_a_node_server_and_a_kill() {
+    let redis = Redis::start("redis-recovery");
+    let first = gateway("cluster-recovery-1", &redis.url());
+    let mut second = Some(gateway("cluster-recovery-2", &redis.url()));
+    let senders = gateway("cluster-recovery-3", &redis.url());
+    let node_server = NodeServer::start(&redis.url());
+    let second_url = second.as_ref().unwrap().url.clone();
+    for gateway in [&first, second.as_ref().unwrap(), &senders] {
+        assert!(gateway.wait_log("the shared log socket.io ends at"));
+    }
+    // emberchat → emberchat → Node → emberchat, each by a dropped transport, then the
+    // gateway killed with -9 under the client (its record was written at connect).
+    let mut roamer = Command::new(node())
+        .args([
+            &js_script("cluster_recovery.mjs"),
+            &senders.url,
+            &first.url,
+            &second_url,
+            &node_server.url,
+            &second_url,
+            &format!("kill={}", first.url),
+        ])
+        .current_dir(common::repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = roamer.stdout.take().unwrap();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.unwrap();
+        println!("{line}");
+        if line.trim() == "KILL" {
+            second.take().expect("one kill").kill();
+        }
+    }
+    let status = roamer.wait().unwrap();
+    assert!(
+        status.success(),
+        "cluster_recovery.mjs failed:\n{}",
+        first.log()
+    );
+    assert!(second.is_none(), "the gateway was not killed");
+    for gateway in [first, senders] {
+        assert!(gateway.stop().success());
+    }
+}

@@ -13,6 +13,8 @@
 //    entries from others reach it, so its clients' order is reported, not required.
 // 2. One message at a time through each server in turn: every client, Node's too, in the
 //    same order.
+// A Node server's serverCount() and fetchSockets() count Node servers only, at once
+// (gateways do not join its pub/sub requests, so nothing waits for them).
 // 3. The same client offset sent through two gateways: both acked, stored and broadcast once.
 // 4. A late client on the last gateway with auth.serverOffset = the id of the first
 //    message gets exactly the messages after it, in order, and the same ids.
@@ -135,6 +137,16 @@ async function main() {
       'one order, Node servers included',
       () => `${client.name} saw ${JSON.stringify(turnOrder(client))}`,
     );
+  }
+
+  setStep('what a Node server sees of the cluster');
+  for (const client of clients.filter((c) => c.node)) {
+    const info = await client.socket.timeout(STEP_TIMEOUT_MS).emitWithAck('cluster info');
+    log(`${client.name} (Node): ${JSON.stringify(info)}`);
+    const nodeServers = clients.filter((c) => c.node).length;
+    check(info.serverCount === nodeServers, 'serverCount', () => `${JSON.stringify(info)}: gateways are not counted, Node servers are`);
+    check(info.sockets === nodeServers, 'fetchSockets', () => `${JSON.stringify(info)}: the Node servers' own sockets`);
+    check(info.ms < 4000, 'fetchSockets does not wait for gateways', () => JSON.stringify(info));
   }
 
   setStep('one client offset through two gateways');

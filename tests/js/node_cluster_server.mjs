@@ -33,6 +33,15 @@ const io = new Server(httpServer, {
 });
 
 io.on('connection', (socket) => {
+  // What this server knows of the cluster: serverCount() counts the subscribers of the
+  // adapter's pub/sub channel (emberchat gateways do not subscribe), and fetchSockets()
+  // waits for serverCount() - 1 answers.
+  socket.on('cluster info', async (ack) => {
+    const started = Date.now();
+    const sockets = await io.fetchSockets();
+    const serverCount = await io.of('/').adapter.serverCount();
+    ack({ serverCount, sockets: sockets.length, ms: Date.now() - started });
+  });
   socket.on('chat message', (msg, clientOffset, ack) => {
     if (typeof msg !== 'string') return;
     io.emit('chat message', msg);
