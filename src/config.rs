@@ -43,6 +43,11 @@ pub struct Config {
     pub redis_stream: String,
     /// Entries the stream keeps (`--redis-max-len`). Default 1,000,000.
     pub redis_max_len: u64,
+    /// Replicas that must have a message before it is acked (`--redis-wait-replicas`).
+    /// Default 0: acked once the primary has it.
+    pub redis_wait_replicas: u32,
+    /// How long to wait for them (`--redis-wait-timeout`). Default 1 s.
+    pub redis_wait_timeout: Duration,
 }
 
 impl Default for Config {
@@ -62,6 +67,8 @@ impl Default for Config {
             redis: None,
             redis_stream: "socket.io".to_owned(),
             redis_max_len: 1_000_000,
+            redis_wait_replicas: 0,
+            redis_wait_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -274,6 +281,10 @@ Options (each also read from the environment variable shown):
   --redis-stream NAME        the stream's key [EMBERCHAT_REDIS_STREAM] (default socket.io)
   --redis-max-len N          entries the stream keeps, trimmed with MAXLEN ~: the chat's
                              history [EMBERCHAT_REDIS_MAX_LEN] (default 1000000)
+  --redis-wait-replicas N    ack a message only once N Redis replicas have it (WAIT); else
+                             the client gets the error ack and retries
+                             [EMBERCHAT_REDIS_WAIT_REPLICAS] (default 0: once the primary has it)
+  --redis-wait-timeout MS    how long to wait for them [EMBERCHAT_REDIS_WAIT_TIMEOUT] (default 1000)
   --log-level LEVEL          error, warn, info, debug or trace [EMBERCHAT_LOG_LEVEL] (default info)
   -h, --help                 print this help
   -V, --version              print the version
@@ -310,6 +321,8 @@ const OPTIONS: &[(&str, &str)] = &[
     ("redis", "EMBERCHAT_REDIS"),
     ("redis-stream", "EMBERCHAT_REDIS_STREAM"),
     ("redis-max-len", "EMBERCHAT_REDIS_MAX_LEN"),
+    ("redis-wait-replicas", "EMBERCHAT_REDIS_WAIT_REPLICAS"),
+    ("redis-wait-timeout", "EMBERCHAT_REDIS_WAIT_TIMEOUT"),
     ("log-level", "EMBERCHAT_LOG_LEVEL"),
 ];
 
@@ -504,6 +517,12 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), BadValue> {
             config.redis_stream = value.to_owned();
         }
         "redis-max-len" => config.redis_max_len = number(value)? as u64,
+        "redis-wait-replicas" => {
+            config.redis_wait_replicas = value
+                .parse()
+                .map_err(|_| BadValue::NotAWholeNumber(value.to_owned()))?;
+        }
+        "redis-wait-timeout" => config.redis_wait_timeout = millis(value)?,
         "log-level" => {
             config.log_level = value
                 .parse()

@@ -13,15 +13,15 @@ use crate::chat::{Chat, MessageLog};
 #[cfg(feature = "redis")]
 use crate::cluster::{StreamLog, StreamSettings};
 use crate::config::Config;
+#[cfg(feature = "redis")]
+use crate::engineio::Sid;
 use crate::engineio::{CloseReason, Engine};
 use crate::host::HostAllowList;
 use crate::http::{self, HealthCheck, Router, Status, Unhealthy};
 use crate::socketio::Server;
-use crate::store::{OpenError, Store, StoreConfig, StoreError};
-#[cfg(feature = "redis")]
-use crate::engineio::Sid;
 #[cfg(feature = "redis")]
 use crate::socketio::SharedSessions;
+use crate::store::{OpenError, Store, StoreConfig, StoreError};
 
 /// Recovery records in Redis, for the Socket.IO layer (cluster mode).
 #[cfg(feature = "redis")]
@@ -98,6 +98,8 @@ pub async fn run(
                 max_len: config.redis_max_len,
                 offset_lifetime: OFFSET_LIFETIME,
                 max_message_bytes: config.chat.max_message_bytes,
+                wait_replicas: config.redis_wait_replicas,
+                wait_timeout: config.redis_wait_timeout,
             });
             if config.socketio.recovery_window.is_some() {
                 sessions = Some(Rc::new(SharedRecords(stream.session_records())));

@@ -21,6 +21,7 @@ use super::connect::{Backoff, connect};
 use super::entry;
 use super::model::StreamSettings;
 use super::stream_id::StreamId;
+use crate::logger::Throttle;
 use crate::store::{Committed, Insert, Outcome, StoreError};
 
 /// KEYS[1] the stream; KEYS[2], when the message has a client offset, where its entry's id
@@ -69,7 +70,9 @@ impl Link {
         if self.down && Instant::now() < self.retry_at {
             return Err(unreachable());
         }
-        match connect(&settings.address, Some(APPEND_TIMEOUT)).await {
+        // A WAIT for replicas answers within its own timeout: leave it room.
+        let timeout = APPEND_TIMEOUT.max(settings.wait_timeout + Duration::from_secs(1));
+        match connect(&settings.address, Some(timeout)).await {
             Ok(connection) => {
                 if self.down {
                     log::info!(
@@ -169,6 +172,12 @@ pub async fn run(
             }
             Err(error) => vec![Outcome::Failed(error); batch.len()],
         };
+        let outcomes = match link.connection.clone() {
+            Some(connection) if settings.wait_replicas > 0 => {
+                replicated(connection, &settings, outcomes).await
+            }
+            _ => outcomes,
+        };
         queued.set(queued.get().saturating_sub(batch.len()));
         let committed = batch
             .into_iter()
@@ -184,6 +193,52 @@ pub async fn run(
         }
     }
 }
+
+/// With `--redis-wait-replicas`: the batch's stored messages are acked only once that many
+/// replicas have everything this connection wrote (WAIT); otherwise they get the error ack,
+/// and the client's retry finds them by their offset (and waits again).
+async fn replicated(
+    mut connection: MultiplexedConnection,
+    settings: &StreamSettings,
+    outcomes: Vec<Outcome>,
+) -> Vec<Outcome> {
+    if !outcomes
+        .iter()
+        .any(|outcome| matches!(outcome, Outcome::Stored(_) | Outcome::Duplicate(_)))
+    {
+        return outcomes;
+    }
+    let answer: redis::RedisResult<u32> = redis::cmd("WAIT")
+        .arg(settings.wait_replicas)
+        .arg(settings.wait_timeout.as_millis() as u64)
+        .query_async(&mut connection)
+        .await;
+    let problem = match answer {
+        Ok(replicas) if replicas >= settings.wait_replicas => return outcomes,
+        Ok(replicas) => format!(
+            "only {replicas} of {} replicas have it after {} ms",
+            settings.wait_replicas,
+            settings.wait_timeout.as_millis()
+        ),
+        Err(error) => error.to_string(),
+    };
+    WAIT_FAILED.log(
+        log::Level::Warn,
+        format_args!("messages not acked: {problem}"),
+    );
+    outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Outcome::Stored(_) | Outcome::Duplicate(_) => {
+                Outcome::Failed(StoreError::Redis(problem.clone()))
+            }
+            failed => failed,
+        })
+        .collect()
+}
+
+/// Replicas falling behind: one line per batch would flood the log.
+static WAIT_FAILED: Throttle = Throttle::new(5, Duration::from_secs(60));
 
 /// One script call: the outcome of one insert.
 async fn append(

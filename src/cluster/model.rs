@@ -17,6 +17,10 @@ pub struct StreamSettings {
     pub offset_lifetime: Duration,
     /// Longest message taken from the stream, as from clients.
     pub max_message_bytes: usize,
+    /// Replicas that must have a message before it is acked (WAIT), and how long to wait
+    /// for them; 0 acks once the primary has it.
+    pub wait_replicas: u32,
+    pub wait_timeout: Duration,
 }
 
 /// What the tail tells the chat.

@@ -37,6 +37,9 @@ impl Redis {
                 "always",
                 "--save",
                 "",
+                // A replica (the WAIT test) syncs at once rather than after 5 s.
+                "--repl-diskless-sync-delay",
+                "0",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -520,4 +523,75 @@ fn a_client_recovers_across_gateways_a_node_server_and_a_kill() {
     for gateway in [first, senders] {
         assert!(gateway.stop().success());
     }
+}
+
+#[test]
+#[ignore = "needs redis-server and tests/js/node_modules: run `make test`"]
+fn with_wait_replicas_a_message_is_acked_only_once_a_replica_has_it() {
+    let primary = Redis::start("redis-primary");
+    let replica_port = free_port();
+    let replica_dir = scratch_dir("redis-replica");
+    let start_replica = || {
+        let replica = Redis::start_on(replica_dir.clone(), replica_port);
+        replica.cli(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !replica
+            .cli(&["INFO", "replication"])
+            .contains("master_link_status:up")
+        {
+            assert!(Instant::now() < deadline, "the replica did not catch up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        replica
+    };
+    let mut replica = start_replica();
+    let url = primary.url();
+    let gateway = Gateway::start(
+        "cluster-wait",
+        &[
+            "--redis",
+            &url,
+            "--redis-wait-replicas",
+            "1",
+            "--redis-wait-timeout",
+            "300",
+        ],
+    );
+    assert!(gateway.wait_log("the shared log socket.io ends at"));
+    gateway.run_client(
+        &node(),
+        &[&js_script("send.mjs"), &gateway.url, "3", "replicated"],
+    );
+    assert_eq!(replica.cli(&["XLEN", "socket.io"]).trim(), "3");
+
+    // Without its replica, the primary still takes the message, but it is not acked.
+    replica.stop();
+    let refused = Command::new(node())
+        .args([&js_script("send.mjs"), &gateway.url, "1", "unreplicated"])
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stdout).into_owned()
+        + &String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("message not stored, try again later"),
+        "{said}"
+    );
+    assert!(
+        gateway.wait_log("only 0 of 1 replicas have it after 300 ms"),
+        "{}",
+        gateway.log()
+    );
+
+    // Back: the retry (same client offset) finds the first entry and is acked once the
+    // replica has it; stored once.
+    let replica = start_replica();
+    gateway.run_client(
+        &node(),
+        &[&js_script("send.mjs"), &gateway.url, "1", "unreplicated"],
+    );
+    assert_eq!(primary.cli(&["XLEN", "socket.io"]).trim(), "4");
+    assert_eq!(replica.cli(&["XLEN", "socket.io"]).trim(), "4");
+    assert!(gateway.stop().success());
 }
