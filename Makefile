@@ -24,7 +24,7 @@ FEATURES ?=
 FEATURE_FLAGS := $(if $(FEATURES),--features $(FEATURES))
 UNITDIR ?= /etc/systemd/system
 
-.PHONY: all build run bundle test test-deps lint fmt conformance bench fuzz clean install screenshots \
+.PHONY: all build run bundle test test-deps lint fmt conformance bench bench-builds bench-cluster fuzz clean install screenshots \
 	cross cross-aarch64 cross-deps-aarch64 cross-armv7 cross-deps-armv7 cross-armv6 cross-deps-armv6 test-cross deb test-packages autobahn test-autobahn autobahn-sections
 
 all: build
@@ -294,10 +294,21 @@ autobahn-sections: tests/autobahn/.venv/.installed
 # socketioxide server, both under bench/ and built only here.
 BENCH_SIOX := bench/socketioxide
 # The page scenario needs Chromium and playwright-core: test-deps installs them.
-bench: build test-deps
+# The cluster scenario runs a build with cluster mode, made apart (target/cluster) so that the
+# other figures are the default build's.
+CLUSTER_BIN := target/cluster/$(HOST)/release/emberchat
+bench-builds: build test-deps
 	$(STATIC_ENV) $(CARGO) build --release --locked --target $(HOST) --example loadgen
+	$(STATIC_ENV) $(CARGO) build --release --locked --target $(HOST) --features redis --target-dir target/cluster
 	cd $(BENCH_SIOX) && $(CARGO) build --release --locked
-	BIN=$(BIN) LOADGEN=target/$(HOST)/release/examples/loadgen bash bench/run.sh
+
+bench: bench-builds
+	BIN=$(BIN) CLUSTER_BIN=$(CLUSTER_BIN) LOADGEN=target/$(HOST)/release/examples/loadgen bash bench/run.sh
+
+# The cluster scenario alone (README "Several boards, one chat"), into bench/results-cluster.
+bench-cluster: bench-builds
+	CLUSTER_ONLY=1 OUT=bench/results-cluster BIN=$(BIN) CLUSTER_BIN=$(CLUSTER_BIN) \
+	  LOADGEN=target/$(HOST)/release/examples/loadgen bash bench/run.sh
 
 # sqlite3's prebuilt binaries live on GitHub; node-gyp builds it against the local headers.
 bench/node/node_modules/.installed: bench/node/package.json bench/node/package-lock.json

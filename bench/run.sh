@@ -6,8 +6,9 @@
 # fanout and ingest in that order; replay runs on fresh instances over preloaded databases of
 # 100k and 1M rows; burst (20,000 x 1 KB to fast, slow and stalled readers) on a fresh one.
 # The load generator (examples/loadgen) checks every delivery and reads the server's /proc.
-# Last, the page scenario opens each server's chat page in Chromium on the same 100k and 1M
-# databases (bench/page.mjs). Output: JSON lines (results.jsonl) and a Markdown table with
+# Then the page scenario opens each server's chat page in Chromium on the same 100k and 1M
+# databases (bench/page.mjs), and the cluster scenario runs three of emberchat and of Node on
+# one Redis (CLUSTER_ONLY=1: that scenario alone). Output: JSON lines (results.jsonl) and a Markdown table with
 # ratios.
 #
 #   SERVERS="emberchat node socketioxide" bash bench/run.sh   # all three (default)
@@ -32,9 +33,17 @@ REPLAY_ROUNDS=${REPLAY_ROUNDS:-5}
 OUT=${OUT:-bench/results}
 WORK=$(mktemp -d /tmp/emberchat-bench.XXXXXX)
 SERVER_PID=
+# The cluster scenario: emberchat built with cluster mode (make bench builds it apart), and
+# what it starts (three servers and a Redis).
+CLUSTER_BIN=${CLUSTER_BIN:-target/cluster/$HOST/release/emberchat}
+CLUSTER_ONLY=${CLUSTER_ONLY:-}
+CLUSTER_PIDS=()
+REDIS_PID=
 
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+  for pid in "${CLUSTER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -127,7 +136,8 @@ rows_in() {
 }
 
 started=$(date +%s)
-for name in $SERVERS; do
+if [ -n "$CLUSTER_ONLY" ]; then SINGLE=; else SINGLE=$SERVERS; fi
+for name in $SINGLE; do
   db=$WORK/$name.db
   start "$name" "$db"
   measure "$name" idle
@@ -165,7 +175,7 @@ done
 # is on screen, list items and JS heap once the page is quiet (bench/page.mjs), within
 # PAGE_CAP seconds.
 PAGE_CAP=${PAGE_CAP:-120}
-for name in $SERVERS; do
+for name in $SINGLE; do
   if [ "$name" = socketioxide ]; then continue; fi
   for rows in $REPLAY_ROWS; do
     db=$WORK/$name.page.db
@@ -180,6 +190,62 @@ for name in $SERVERS; do
     stop
     rm -f "$db" "$db-wal" "$db-shm" "$db-journal"
   done
+done
+
+# The cluster scenario (README "Several boards, one chat"): three emberchat gateways on one
+# Redis, then three Node socket.io 4.8 servers with socket.io's Redis Streams adapter on a
+# fresh one (both keeping 1,000,000 entries). Redis keeps its log as a board would: AOF,
+# appendfsync everysec. loadgen's cluster scenario drives all three servers at once.
+wait_port() {
+  for _ in $(seq 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  return 1
+}
+for name in emberchat node; do
+  case " $SERVERS " in *" $name "*) ;; *) continue ;; esac
+  [ -x "$CLUSTER_BIN" ] || { echo "$CLUSTER_BIN is missing: run make bench" >&2; exit 1; }
+  rport=$(free_port)
+  mkdir -p "$WORK/redis-$name"
+  redis-server --port "$rport" --bind 127.0.0.1 --dir "$WORK/redis-$name" --appendonly yes \
+    --appendfsync everysec --save "" >"$WORK/redis-$name.log" 2>&1 &
+  REDIS_PID=$!
+  wait_port "$rport" || { echo "redis-server did not start" >&2; exit 1; }
+  CLUSTER_PIDS=()
+  addrs=
+  for i in 1 2 3; do
+    log=$WORK/cluster-$name-$i.log
+    case $name in
+      emberchat)
+        port=$(free_port)
+        "$CLUSTER_BIN" --listen "127.0.0.1:$port" --redis "redis://127.0.0.1:$rport/0" \
+          --max-message-rate 0 --log-level warn >"$log" 2>&1 &
+        ;;
+      node)
+        node tests/js/node_cluster_server.mjs "redis://127.0.0.1:$rport/0" socket.io 1000000 >"$log" 2>&1 &
+        ;;
+    esac
+    CLUSTER_PIDS+=($!)
+    if [ "$name" = node ]; then
+      for _ in $(seq 200); do grep -q 'listening on' "$log" && break; sleep 0.05; done
+      port=$(sed -n 's|^listening on http://127.0.0.1:||p' "$log")
+    fi
+    wait_port "$port" || { echo "$name cluster server $i did not start:" >&2; cat "$log" >&2; exit 1; }
+    addrs=$addrs,127.0.0.1:$port
+  done
+  sleep 2
+  pids=$(IFS=,; echo "${CLUSTER_PIDS[*]}")
+  if ! line=$(timeout 600 "$LOADGEN" cluster --pids "$pids" --addrs "${addrs#,}" --redis-pid "$REDIS_PID" \
+      --receivers 99 --messages 3000 --rounds "$FANOUT_ROUNDS" --ingest 15000); then
+    echo "$name: cluster failed" >&2
+    exit 1
+  fi
+  echo "{\"server\":\"$name\",${line#\{}" | tee -a "$RESULTS"
+  for pid in "${CLUSTER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  CLUSTER_PIDS=()
+  kill "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true
+  REDIS_PID=
 done
 
 echo "{\"elapsed_seconds\":$(($(date +%s) - started))}" >"$OUT/run.json"

@@ -91,6 +91,22 @@ ROWS = [
      lambda v, r: v is not None and v <= 20, "<= 20 MB"),
     ("page, 1M rows: JS heap", "page-1000000", "heap_mb", 1, "{:.1f} MB", False,
      lambda v, r: v is not None and v <= 20, "<= 20 MB, flat"),
+    ("cluster, 3 servers on one Redis: delivered messages/s (99 receivers x 3000{rounds})",
+     "cluster", "delivered_per_second", 1, "{:,.0f}", True, None, ""),
+    ("cluster: the servers' CPU per delivered message", "cluster", "cpu_us_per_delivery", 1,
+     "{:.3f} us", False, None, ""),
+    ("cluster: Redis's CPU per delivered message", "cluster", "redis_cpu_us_per_delivery", 1,
+     "{:.3f} us", False, None, ""),
+    ("cluster: receivers that saw ids increasing", "cluster", "receivers_in_order", 1,
+     "{:.0f}/99", True, lambda v, r: v == 99, "99/99"),
+    ("cluster: receivers that saw the same order as the first", "cluster",
+     "receivers_same_order", 1, "{:.0f}/99", True, lambda v, r: v == 99, "99/99"),
+    ("cluster: messages delivered twice", "cluster", "duplicates", 1, "{:.0f}", False,
+     lambda v, r: v == 0, "0"),
+    ("cluster: acked messages/s (15000, one sender per server; Node acks before Redis has it)",
+     "cluster", "ingest_acked_per_second", 1, "{:,.0f}", True, None, ""),
+    ("cluster: the servers' CPU per acked message", "cluster", "ingest_cpu_us_per_message", 1,
+     "{:.2f} us", False, None, ""),
 ]
 
 
@@ -112,6 +128,9 @@ def main(path):
     print("|" + "---|" * len(header))
     for label, scenario, field, scale, fmt, higher, check, target in ROWS:
         values = {s: figure(results, s, scenario, field, scale) for s in servers}
+        # A partial run (make bench-cluster) leaves the other scenarios out.
+        if all(scenario not in results.get(s, {}) for s in servers):
+            continue
         rounds = figure(results, "emberchat", scenario, "rounds") or 1
         several = rounds > 1
         cells = [label.format(rounds=f", median of {rounds:.0f} rounds" if several else "",

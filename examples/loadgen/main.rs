@@ -10,6 +10,8 @@
 //! loadgen ingest  --pid PID --addr HOST:PORT [--messages 20000]
 //! loadgen replay  --pid PID --addr HOST:PORT --rows N [--rounds 1]
 //! loadgen burst   --pid PID --addr HOST:PORT [--messages 20000]
+//! loadgen cluster --pids P1,P2,P3 --addrs A1,A2,A3 [--redis-pid PID] [--receivers 100]
+//!                 [--messages 3000] [--rounds 1] [--ingest 15000]
 //! ```
 //!
 //! With `--rounds N`, fanout and replay run N times and report the median round: one round
@@ -19,6 +21,7 @@
 //! `(msg, clientOffset, ack)` in, `('chat message', msg, id)` out to everyone, and a replay of
 //! rows after `auth.serverOffset` on connect.
 
+mod cluster;
 mod server;
 mod ws;
 
@@ -41,6 +44,10 @@ struct Options {
     messages: usize,
     rows: i64,
     rounds: usize,
+    pids: Vec<u32>,
+    addrs: Vec<String>,
+    redis_pid: u32,
+    ingest: usize,
 }
 
 fn parse_options() -> Result<Options> {
@@ -55,6 +62,10 @@ fn parse_options() -> Result<Options> {
         messages: 0,
         rows: 0,
         rounds: 1,
+        pids: Vec::new(),
+        addrs: Vec::new(),
+        redis_pid: 0,
+        ingest: 0,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -71,10 +82,23 @@ fn parse_options() -> Result<Options> {
             "--messages" => options.messages = number()?,
             "--rows" => options.rows = number()? as i64,
             "--rounds" => options.rounds = number()?.max(1),
+            "--pids" => {
+                options.pids = value
+                    .split(',')
+                    .map(|pid| pid.parse().map_err(|_| format!("bad pid {pid}")))
+                    .collect::<Result<_>>()?;
+            }
+            "--addrs" => options.addrs = value.split(',').map(str::to_owned).collect(),
+            "--redis-pid" => options.redis_pid = number()? as u32,
+            "--ingest" => options.ingest = number()?,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
-    if options.pid == 0 {
+    if options.scenario == "cluster" {
+        if options.pids.is_empty() || options.pids.len() != options.addrs.len() {
+            return Err("cluster needs --pids and --addrs, one of each per server".into());
+        }
+    } else if options.pid == 0 {
         return Err("--pid is required".into());
     }
     Ok(options)
@@ -97,6 +121,17 @@ fn main() -> ExitCode {
             "ingest" => ingest(&server, &options.addr, nonzero(options.messages, 20000)),
             "replay" => replay(&server, &options.addr, options.rows, options.rounds),
             "burst" => burst(&server, &options.addr, nonzero(options.messages, 20000)),
+            "cluster" => cluster::run(
+                &cluster::Cluster {
+                    servers: options.pids.iter().map(|&pid| Server::new(pid)).collect(),
+                    addrs: options.addrs.clone(),
+                    redis: (options.redis_pid > 0).then(|| Server::new(options.redis_pid)),
+                },
+                options.receivers,
+                nonzero(options.messages, 3000),
+                options.rounds,
+                nonzero(options.ingest, 15000),
+            ),
             other => Err(format!("unknown scenario {other}")),
         }
     });

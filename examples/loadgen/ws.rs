@@ -232,6 +232,14 @@ pub fn message_id(packet: &[u8]) -> Option<i64> {
     std::str::from_utf8(&after[..end]).ok()?.parse().ok()
 }
 
+/// The stream id `"<ms>-<seq>"` a cluster's `chat message` ends with (its last argument).
+pub fn stream_id(packet: &[u8]) -> Option<(u64, u64)> {
+    let rest = packet.strip_suffix(b"\"]")?;
+    let start = rest.iter().rposition(|&b| b == b'"')? + 1;
+    let (ms, seq) = std::str::from_utf8(&rest[start..]).ok()?.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
 /// The ack id of a `43N[...]` packet.
 pub fn ack_id(packet: &[u8]) -> Option<u64> {
     let rest = packet.strip_prefix(b"43")?;
@@ -251,6 +259,15 @@ mod tests {
             Some(12)
         );
         assert_eq!(message_id(b"431[]"), None);
+    }
+
+    #[test]
+    fn reads_stream_ids() {
+        assert_eq!(
+            stream_id(b"42[\"chat message\",\"hi\",\"1796406962173-12\"]"),
+            Some((1796406962173, 12))
+        );
+        assert_eq!(stream_id(b"42[\"chat message\",\"hi\",7]"), None);
     }
 
     #[test]

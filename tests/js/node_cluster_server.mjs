@@ -3,7 +3,7 @@
 // (@socket.io/redis-streams-adapter 0.3.1): the tutorial's chat with the stream as its log,
 // to run beside emberchat gateways on the same Redis stream.
 //
-// usage: node node_cluster_server.mjs REDIS_URL [STREAM]
+// usage: node node_cluster_server.mjs REDIS_URL [STREAM] [MAX_LEN]
 //
 // Listens on a free port of 127.0.0.1 and prints "listening on http://127.0.0.1:PORT".
 // A ('chat message', text, clientOffset, ack) is broadcast to everyone with io.emit (the
@@ -16,9 +16,11 @@ import { createClient } from 'redis';
 import { Server } from 'socket.io';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 
-const [redisUrl, streamName = 'socket.io'] = process.argv.slice(2);
+// MAX_LEN: entries the stream keeps (the adapter's maxLen, 10,000 by default); the benchmark
+// gives emberchat's default, 1,000,000, so that a reader falling behind loses nothing.
+const [redisUrl, streamName = 'socket.io', maxLenArg] = process.argv.slice(2);
 if (!redisUrl) {
-  console.error('usage: node node_cluster_server.mjs REDIS_URL [STREAM]');
+  console.error('usage: node node_cluster_server.mjs REDIS_URL [STREAM] [MAX_LEN]');
   process.exit(2);
 }
 
@@ -28,7 +30,7 @@ await redis.connect();
 
 const httpServer = createServer();
 const io = new Server(httpServer, {
-  adapter: createAdapter(redis, { streamName }),
+  adapter: createAdapter(redis, { streamName, ...(maxLenArg ? { maxLen: Number(maxLenArg) } : {}) }),
   connectionStateRecovery: {},
 });
 
