@@ -595,3 +595,33 @@ fn with_wait_replicas_a_message_is_acked_only_once_a_replica_has_it() {
     assert_eq!(replica.cli(&["XLEN", "socket.io"]).trim(), "4");
     assert!(gateway.stop().success());
 }
+
+#[test]
+#[ignore = "needs redis-server, Chromium and tests/js/node_modules: run `make test`"]
+fn the_page_chats_across_gateways() {
+    let redis = Redis::start("redis-page");
+    let first = gateway("cluster-page-1", &redis.url());
+    let second = gateway("cluster-page-2", &redis.url());
+    for gateway in [&first, &second] {
+        assert!(gateway.wait_log("the shared log socket.io ends at"));
+    }
+    // One page on each gateway: typed in one, shown in the other with the same id; a
+    // disconnect and reconnect of the second page; markup shown as text.
+    let output = Command::new(node())
+        .arg(js_script("browser_chat.mjs"))
+        .arg(&first.url)
+        .env("E2E_SECOND_URL", &second.url)
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(redis.cli(&["XLEN", "socket.io"]).trim(), "3");
+    for gateway in [first, second] {
+        assert!(gateway.stop().success());
+    }
+}

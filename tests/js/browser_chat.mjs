@@ -4,7 +4,9 @@
 // the other, rendered as text, with its numeric id.
 //
 // usage: node browser_chat.mjs BASE_URL [SCREENSHOT.png]
-// env:   CHROMIUM_PATH (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 30000)
+// env:   CHROMIUM_PATH (default /usr/bin/chromium), E2E_TIMEOUT_MS (default 30000),
+//        E2E_SECOND_URL: where the second page opens (another gateway of a cluster;
+//        default BASE_URL)
 
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
@@ -26,12 +28,13 @@ const STEP_TIMEOUT_MS = 8_000;
 const { baseUrl, args } = startRun('browser_chat', { usage: 'node browser_chat.mjs BASE_URL [SCREENSHOT.png]', defaultTimeoutMs: 30_000 });
 const [screenshotPath] = args;
 const pageUrl = new URL('/', baseUrl).href;
+const secondPageUrl = new URL('/', process.env.E2E_SECOND_URL || baseUrl).href;
 
 let browser = null;
 onFinish(() => browser?.close());
 
 // ---------------------------------------------------------------- helpers
-async function openChatPage(context, name) {
+async function openChatPage(context, name, url = pageUrl) {
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   const pageErrors = [];
@@ -52,7 +55,7 @@ async function openChatPage(context, name) {
 
   let response;
   try {
-    response = await page.goto(pageUrl, { waitUntil: 'load', timeout: STEP_TIMEOUT_MS });
+    response = await page.goto(url, { waitUntil: 'load', timeout: STEP_TIMEOUT_MS });
   } catch (e) {
     throw new CheckFailed(`${name} GET /`, String(e.message).split('\n')[0]);
   }
@@ -171,7 +174,7 @@ async function main() {
 
   setStep('open pages');
   const p1 = await openChatPage(ctx1, 'page1');
-  const p2 = await openChatPage(ctx2, 'page2');
+  const p2 = await openChatPage(ctx2, 'page2', secondPageUrl);
 
   setStep('wait connected');
   await Promise.all([waitStatus(p1, 'connected'), waitStatus(p2, 'connected')]);
