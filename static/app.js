@@ -504,11 +504,16 @@
   newestButton.addEventListener('click', jumpToNewest);
 
   // ------------------------------------------------------------------ long absence
-  // ('missed', {count, more, after, before}): the replay skipped `count` messages between
-  // `after` and `before`. On a first visit that is simply older history; after an absence
-  // a marker offers them, a page at a time.
+  // ('missed', {count, more, after, before[, trimmed]}): the replay skipped `count` messages
+  // between `after` and `before`. On a first visit that is simply older history; after an
+  // absence a marker offers them, a page at a time. `trimmed`: some of what came after
+  // `after` is no longer kept (retention, or the shared stream's length), so it is said.
   socket.on('missed', function (gap) {
     if (!gap || !Number.isInteger(gap.count)) return;
+    if (gap.trimmed === true && lastMessage()) {
+      notice('Some messages from while you were away are no longer kept');
+    }
+    if (gap.count === 0) return;
     if (!lastMessage() || !live) {
       hasOlder = true;
       refreshButtons();

@@ -462,7 +462,7 @@ impl Chat {
         // The window counts rows broadcast when it was read, so the replay ends exactly
         // where live broadcasts take over.
         let start = window.start_after;
-        if window.skipped > 0 {
+        if window.skipped > 0 || window.trimmed {
             let mut missed = String::with_capacity(96);
             missed.push_str(",{\"count\":");
             missed.push_str(itoa::Buffer::new().format(window.skipped));
@@ -472,6 +472,9 @@ impl Chat {
             missed.push_str(itoa::Buffer::new().format(after));
             missed.push_str(",\"before\":");
             missed.push_str(itoa::Buffer::new().format(start + 1));
+            if window.trimmed {
+                missed.push_str(",\"trimmed\":true");
+            }
             missed.push_str("}]");
             socket.emit(MISSED_EVENT, &missed, &[]);
         }

@@ -162,10 +162,12 @@ impl Reads {
         let newest_entries = self
             .range("XREVRANGE", &end, &exclusive(after), newest.max(1))
             .await?;
+        let trimmed = after > 0 && self.trimmed_after(after).await?;
         let everything = Window {
             start_after: after,
             skipped: 0,
             more: false,
+            trimmed,
         };
         if newest_entries.len() < newest.max(1) {
             return Ok(everything);
@@ -194,7 +196,32 @@ impl Reads {
             start_after: if counted == 0 { after } else { first_kept - 1 },
             skipped: counted.min(WINDOW_COUNT_CAP),
             more: counted > WINDOW_COUNT_CAP,
+            trimmed,
         })
+    }
+
+    /// Whether entries after `after` were trimmed away (MAXLEN): the stream now starts after
+    /// it (`recorded-first-entry-id` of XINFO STREAM, Redis 7). Stream ids are not dense, so
+    /// this also says so when only the entry at `after` itself went, which the client had.
+    async fn trimmed_after(&self, after: i64) -> Result<bool, StoreError> {
+        let mut connection = self.connection().await?;
+        let answer: redis::RedisResult<Value> = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(&self.settings.stream)
+            .query_async(&mut connection)
+            .await;
+        let info = match answer {
+            Ok(info) => info,
+            // No stream yet: nothing was trimmed.
+            Err(error)
+                if error.kind()
+                    == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+            {
+                return Ok(false);
+            }
+            Err(error) => return self.settle(Err(error)),
+        };
+        Ok(first_entry(info).is_some_and(|first| StreamId::from_key(after) < first))
     }
 
     /// XRANGE or XREVRANGE from `start` to `end` (as Redis takes them), at most `count`.
@@ -262,6 +289,24 @@ impl Reads {
             StoreError::Redis(error.to_string())
         })
     }
+}
+
+/// `recorded-first-entry-id` from an XINFO STREAM reply (pairs of field and value); none
+/// for an empty stream.
+fn first_entry(info: Value) -> Option<StreamId> {
+    let fields = match info {
+        Value::Array(fields) => fields,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        _ => return None,
+    };
+    let mut fields = fields.into_iter();
+    while let (Some(key), Some(value)) = (fields.next(), fields.next()) {
+        if bytes(key).as_deref() == Some(b"recorded-first-entry-id".as_slice()) {
+            return StreamId::parse(std::str::from_utf8(&bytes(value)?).ok()?)
+                .filter(|&first| first != StreamId::START);
+        }
+    }
+    None
 }
 
 /// `(id`: the stream after the entry a key stands for.

@@ -181,11 +181,18 @@ pub fn window(
              ORDER BY id DESC LIMIT ?3)",
         )?
         .query_row(params![after, upto, newest as i64], |row| row.get(0))?;
+    // Ids are handed out in order and never reused, so a first row kept past `after + 1`
+    // means the ones between were deleted (retention) since the client saw `after`.
+    let oldest: Option<i64> = connection
+        .prepare_cached("SELECT min(id) FROM messages")?
+        .query_row([], |row| row.get(0))?;
+    let trimmed = after > 0 && oldest.is_none_or(|oldest| oldest > after + 1) && upto > after;
     let Some(first_kept) = first_kept else {
         return Ok(Window {
             start_after: after,
             skipped: 0,
             more: false,
+            trimmed,
         });
     };
     let counted: i64 = connection
@@ -201,6 +208,7 @@ pub fn window(
         start_after: if counted == 0 { after } else { first_kept - 1 },
         skipped: counted.min(count_cap),
         more: counted > count_cap,
+        trimmed,
     })
 }
 
@@ -329,7 +337,8 @@ mod tests {
             Window {
                 start_after: 6,
                 skipped: 6,
-                more: false
+                more: false,
+                trimmed: false,
             }
         );
         assert_eq!(
@@ -337,7 +346,8 @@ mod tests {
             Window {
                 start_after: 6,
                 skipped: 5,
-                more: true
+                more: true,
+                trimmed: false,
             }
         );
         // Fewer missed than the window: nothing skipped.
@@ -346,7 +356,8 @@ mod tests {
             Window {
                 start_after: 7,
                 skipped: 0,
-                more: false
+                more: false,
+                trimmed: false,
             }
         );
         assert_eq!(window(10, 4, 100).skipped, 0);
@@ -356,8 +367,16 @@ mod tests {
             Window {
                 start_after: 4,
                 skipped: 4,
-                more: false
+                more: false,
+                trimmed: false,
             }
         );
+        // Rows 1 to 3 deleted (retention): a client that saw 1 has lost 2 and 3.
+        connection
+            .execute("DELETE FROM messages WHERE id <= 3", [])
+            .unwrap();
+        assert!(window(1, 4, 100).trimmed);
+        assert!(!window(3, 4, 100).trimmed);
+        assert!(!window(0, 4, 100).trimmed);
     }
 }

@@ -169,4 +169,7 @@ pub struct Window {
     pub skipped: u64,
     /// True when more than `skipped` rows were skipped (the count stopped at its cap).
     pub more: bool,
+    /// Messages after `after` are gone (deleted by retention, trimmed from the stream): the
+    /// client cannot have everything it missed.
+    pub trimmed: bool,
 }
