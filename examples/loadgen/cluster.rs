@@ -81,25 +81,7 @@ pub fn run(
     for round in 0..=rounds {
         let before = cluster.cpu_ns()?;
         let started = Instant::now();
-        let share = messages / gateways;
-        thread::scope(|scope| -> Result<()> {
-            let sends: Vec<_> = senders
-                .iter_mut()
-                .enumerate()
-                .map(|(g, sender)| {
-                    let count = if g == 0 {
-                        messages - share * (gateways - 1)
-                    } else {
-                        share
-                    };
-                    scope.spawn(move || send_pipelined(sender, count, &format!("c{round}g{g}")))
-                })
-                .collect();
-            for send in sends {
-                send.join().map_err(|_| "sender panicked")??;
-            }
-            Ok(())
-        })?;
+        send_from_each(&mut senders, messages, &format!("c{round}g"), started)?;
         let mut finished = started;
         let mut sequences = Vec::with_capacity(receivers);
         for _ in 0..receivers {
@@ -146,31 +128,11 @@ pub fn run(
 /// One sender per server pipelines its share of `messages` acked sends, all at once, while
 /// one receiver listens: acks per second until the last.
 fn ingest(cluster: &Cluster, senders: &mut [Conn], messages: usize) -> Result<String> {
-    let gateways = senders.len();
     let mut conn = Conn::connect(&cluster.addrs[0], "").map_err(|e| format!("receiver: {e}"))?;
     let listener = thread::spawn(move || receive(&mut conn, messages, "ingest"));
     let before = cluster.cpu_ns()?;
     let started = Instant::now();
-    let share = messages / gateways;
-    let acked_at = thread::scope(|scope| -> Result<Instant> {
-        let sends: Vec<_> = senders
-            .iter_mut()
-            .enumerate()
-            .map(|(g, sender)| {
-                let count = if g == 0 {
-                    messages - share * (gateways - 1)
-                } else {
-                    share
-                };
-                scope.spawn(move || send_pipelined(sender, count, &format!("ingest{g}")))
-            })
-            .collect();
-        let mut last = started;
-        for send in sends {
-            last = last.max(send.join().map_err(|_| "sender panicked")??);
-        }
-        Ok(last)
-    })?;
+    let acked_at = send_from_each(senders, messages, "ingest", started)?;
     let seen = listener.join().map_err(|_| "receiver panicked")??;
     let after = cluster.cpu_ns()?;
     let seconds = (acked_at - started).as_secs_f64();
@@ -181,6 +143,33 @@ fn ingest(cluster: &Cluster, senders: &mut [Conn], messages: usize) -> Result<St
         after.0.saturating_sub(before.0) as f64 / 1000.0 / messages as f64,
         seen.duplicates
     ))
+}
+
+/// Every sender pipelines its share of `messages` at once (tagged `{tag}{sender}`); returns
+/// when the last ack arrived (or `started`, for nothing sent).
+fn send_from_each(
+    senders: &mut [Conn],
+    messages: usize,
+    tag: &str,
+    started: Instant,
+) -> Result<Instant> {
+    let share = messages / senders.len();
+    let first_share = messages - share * (senders.len() - 1);
+    thread::scope(|scope| {
+        let sends: Vec<_> = senders
+            .iter_mut()
+            .enumerate()
+            .map(|(g, sender)| {
+                let count = if g == 0 { first_share } else { share };
+                scope.spawn(move || send_pipelined(sender, count, &format!("{tag}{g}")))
+            })
+            .collect();
+        let mut last = started;
+        for send in sends {
+            last = last.max(send.join().map_err(|_| "sender panicked")??);
+        }
+        Ok(last)
+    })
 }
 
 /// Reads until `expected` messages whose text starts with `prefix` came, recording their ids.

@@ -337,25 +337,9 @@ fn a_redis_restart_under_load_loses_nothing_acked_and_the_tails_resume() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let acked_file = dir.join("acked.txt");
-    let mut sender = Command::new(node())
-        .args([&js_script("steady.mjs"), &sender_side.url])
-        .arg(&acked_file)
-        .args(["600", "5"])
-        .current_dir(common::repo())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sender = steady_sender(&sender_side.url, &acked_file);
     // Kill Redis once a good part is acked, with more in flight; start it again on its AOF.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(&acked_file)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        < 150
-    {
-        assert!(Instant::now() < deadline, "the sender did not get going");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_acked(&acked_file, 150);
     redis.stop();
     std::thread::sleep(Duration::from_millis(700));
     let redis = Redis::start_on(dir.clone(), port);
@@ -440,24 +424,8 @@ fn a_client_of_a_gateway_killed_under_load_goes_on_from_another_missing_nothing(
     std::thread::sleep(Duration::from_millis(300));
     let dir = scratch_dir("cluster-kill-sender");
     let acked_file = dir.join("acked.txt");
-    let mut sender = Command::new(node())
-        .args([&js_script("steady.mjs"), &survivor.url])
-        .arg(&acked_file)
-        .args(["600", "5"])
-        .current_dir(common::repo())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(&acked_file)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        < 200
-    {
-        assert!(Instant::now() < deadline, "the sender did not get going");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut sender = steady_sender(&survivor.url, &acked_file);
+    wait_acked(&acked_file, 200);
     doomed.kill();
     assert!(sender.wait().unwrap().success());
     let output = listener.wait_with_output().unwrap();
@@ -699,4 +667,31 @@ fn a_client_whose_offset_was_trimmed_away_gets_what_remains_and_hears_of_the_gap
     assert!(line.contains("\"trimmed\":true"), "{line}");
     assert!(line.contains("\"page\":10"), "{line}");
     assert!(gateway.stop().success());
+}
+
+/// tests/js/steady.mjs sending 600 messages through `url` (one every 5 ms, retrying what is
+/// refused), the texts acked listed in `acked_file`.
+fn steady_sender(url: &str, acked_file: &std::path::Path) -> Child {
+    Command::new(node())
+        .args([&js_script("steady.mjs"), url])
+        .arg(acked_file)
+        .args(["600", "5"])
+        .current_dir(common::repo())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (up to 30 s) until `acked_file` lists `count` acked messages.
+fn wait_acked(acked_file: &std::path::Path, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(acked_file)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < count
+    {
+        assert!(Instant::now() < deadline, "the sender did not get going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

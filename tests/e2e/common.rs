@@ -179,6 +179,35 @@ fn unsafe_kill(pid: u32, signal: i32) {
         .status();
 }
 
+/// The units the gateway ships, by name.
+pub const UNITS: [&str; 4] = [
+    "emberchat.service",
+    "emberchat.socket",
+    "emberchat-backup.service",
+    "emberchat-backup.timer",
+];
+
+/// `systemd-analyze verify` of [`UNITS`], run in `dir` with `options` (such as `--root=`):
+/// it must accept them without a word.
+pub fn assert_units_verify(dir: &Path, options: &[String]) {
+    let output = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(options)
+        .args(UNITS)
+        .current_dir(dir)
+        .output()
+        .expect("systemd-analyze (Debian package systemd)");
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && complaints.trim().is_empty(),
+        "{complaints}"
+    );
+}
+
 pub fn node() -> PathBuf {
     PathBuf::from("node")
 }

@@ -62,13 +62,6 @@ const FILES: [&str; 9] = [
     "/usr/share/emberchat/avahi/emberchat.service",
 ];
 
-const UNITS: [&str; 4] = [
-    "emberchat.service",
-    "emberchat.socket",
-    "emberchat-backup.service",
-    "emberchat-backup.timer",
-];
-
 impl Package {
     fn file(&self) -> PathBuf {
         repo().join(format!(
@@ -270,21 +263,7 @@ fn tree(root: &Path) -> BTreeSet<String> {
 }
 
 fn verify_units(root: &Path) {
-    let output = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(format!("--root={}", root.display()))
-        .args(UNITS)
-        .output()
-        .expect("systemd-analyze (Debian package systemd)");
-    let complaints = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && complaints.trim().is_empty(),
-        "{complaints}"
-    );
+    common::assert_units_verify(root, &[format!("--root={}", root.display())]);
 }
 
 #[test]

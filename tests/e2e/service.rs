@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    Gateway, POLLING, connect_polling, http, js_script, node, poll_until, post, repo, scratch_dir,
+    self, Gateway, POLLING, connect_polling, http, js_script, node, poll_until, post, repo,
+    scratch_dir,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_emberchat");
@@ -203,27 +204,7 @@ fn unit_files_verify() {
         dir.join("emberchat-backup.timer"),
     )
     .unwrap();
-    let output = Command::new("systemd-analyze")
-        .args([
-            "verify",
-            "--man=no",
-            "emberchat.service",
-            "emberchat.socket",
-            "emberchat-backup.service",
-            "emberchat-backup.timer",
-        ])
-        .current_dir(&dir)
-        .output()
-        .expect("systemd-analyze (Debian package systemd)");
-    let complaints = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && complaints.trim().is_empty(),
-        "{complaints}"
-    );
+    common::assert_units_verify(&dir, &[]);
 }
 
 #[test]
