@@ -99,10 +99,11 @@ ARMV6_BIN := target/$(ARMV6)/release/emberchat
 # budgets, catch-up, the Host allow-list and the intake gate took the binary to 2,513,888,
 # and from 2,600,000 when the page became a daily chat (issue 12: about 28 KB more page
 # files, compacted, and 37 KB of code for names, history pages, presence and typing) took it
-# to 2,595,808; backup, export and retention (issue 15) then added two 16 KiB steps: 2,628,576 (sizes
+# to 2,595,808; backup, export and retention (issue 15), then the cluster-mode code that stays in
+# the default build (offsets of both kinds, shared recovery records), took it to 2,644,960 (sizes
 # move in 16 KiB steps, the segment alignment). With FEATURES=redis (cluster mode: the Redis
-# client and the shared log, 393 KB more: 3,021,888) the guard is 3,100,000.
-MAX_ARM_BINARY := $(if $(filter redis,$(FEATURES)),3100000,2700000)
+# client and the shared log, 443 KB more: 3,087,472) the guard is 3,200,000.
+MAX_ARM_BINARY := $(if $(filter redis,$(FEATURES)),3200000,2700000)
 # The 32-bit binaries (Thumb-2 code, smaller) must stay within 2.5 MB.
 MAX_ARM32_BINARY := 2500000
 # Segments aligned to 16 KiB rather than 64 KiB: loads on 4 KiB and 16 KiB page kernels (the
