@@ -243,23 +243,7 @@ fn without_redis_the_page_is_served_messages_get_error_acks_and_it_recovers() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // Back: stored and broadcast (the client waits for its own broadcast too).
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let sent = Command::new(node())
-            .args([&js_script("send.mjs"), &gateway.url, "3", "after"])
-            .current_dir(common::repo())
-            .output()
-            .unwrap();
-        if sent.status.success() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            String::from_utf8_lossy(&sent.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    send_until_acked(&gateway, "3", "after");
     assert_eq!(redis.cli(&["XLEN", "socket.io"]).trim(), "3");
     let output = gateway.run_client(&node(), &[&js_script("collect.mjs"), &gateway.url, "500"]);
     assert!(output.contains("\"after 2\""), "{output}");
@@ -555,24 +539,8 @@ fn with_wait_replicas_a_message_is_acked_only_once_a_replica_has_it() {
     // Back: the retry (same client offset) finds the first entry and is acked once the
     // replica has it; stored once.
     let replica = start_replica();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let retry = Command::new(node())
-            .args([&js_script("send.mjs"), &gateway.url, "1", "unreplicated"])
-            .current_dir(common::repo())
-            .output()
-            .unwrap();
-        if retry.status.success() {
-            break;
-        }
-        // A replica just back may answer WAIT late once: a client retries, as this one does.
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            String::from_utf8_lossy(&retry.stdout)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // A replica just back may answer WAIT late once: a client retries, as this one does.
+    send_until_acked(&gateway, "1", "unreplicated");
     assert_eq!(primary.cli(&["XLEN", "socket.io"]).trim(), "4");
     assert_eq!(replica.cli(&["XLEN", "socket.io"]).trim(), "4");
     assert!(gateway.stop().success());
@@ -693,5 +661,28 @@ fn wait_acked(acked_file: &std::path::Path, count: usize) {
     {
         assert!(Instant::now() < deadline, "the sender did not get going");
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// send.mjs (`count` messages "PREFIX i" with client offsets "PREFIX-i"), run again every
+/// 200 ms until every message is acked without an error, as a client retries; up to 15 s.
+fn send_until_acked(gateway: &Gateway, count: &str, prefix: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let sent = Command::new(node())
+            .args([&js_script("send.mjs"), &gateway.url, count, prefix])
+            .current_dir(common::repo())
+            .output()
+            .unwrap();
+        if sent.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}{}",
+            String::from_utf8_lossy(&sent.stdout),
+            String::from_utf8_lossy(&sent.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
